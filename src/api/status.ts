@@ -1,0 +1,101 @@
+// The status the controller writes. Dashboards and tools key on phase and canaryWeight.
+
+import { z } from 'zod';
+import { annotate } from './annotate.ts';
+
+export const PHASES = ['Pending', 'Progressing', 'Paused', 'Promoting', 'Succeeded', 'RolledBack', 'Failed'] as const;
+export const Phase = annotate(z.enum(PHASES), {
+  description:
+    'Pending: accepted, waiting to start. Progressing: shifting traffic step by step. Paused: suspended by spec.suspend. Promoting: the canary passed and takes all traffic. Succeeded: the canary is the new stable. RolledBack: the canary failed and stable has all traffic. Failed: the rollout cannot proceed (see conditions).',
+});
+export type Phase = z.output<typeof Phase>;
+
+/** Phases in which a rollout has ended and waits for a new spec generation. */
+export function isTerminal(phase: Phase): boolean {
+  return phase === 'Succeeded' || phase === 'RolledBack' || phase === 'Failed';
+}
+
+export const VERDICTS = ['pass', 'fail', 'inconclusive', 'error'] as const;
+export const Verdict = annotate(z.enum(VERDICTS), {
+  description: 'pass; fail (measured bad); inconclusive (too little evidence: too few requests, no data, NaN); error (could not measure).',
+});
+export type Verdict = z.output<typeof Verdict>;
+
+/** The kinds of condition the controller sets; each is True, False or Unknown. */
+export const CONDITION_TYPES = ['Valid', 'Progressing', 'Promoted', 'MetricsAvailable', 'RoutingReady'] as const;
+export type ConditionType = (typeof CONDITION_TYPES)[number];
+
+export const Condition = annotate(
+  z.object({
+    type: annotate(z.string().min(1).max(316), { description: 'Kind of condition, such as Valid, Progressing, Promoted or MetricsAvailable.' }),
+    status: annotate(z.enum(['True', 'False', 'Unknown']), { description: 'True, False or Unknown.' }),
+    reason: annotate(
+      z
+        .string()
+        .min(1)
+        .max(1024)
+        .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/, 'must be a CamelCase word'),
+      { description: 'Machine-readable CamelCase reason for the last transition.' },
+    ),
+    message: annotate(z.string().max(32768), { description: 'What happened, for people.' }),
+    lastTransitionTime: annotate(z.iso.datetime({ offset: true }), { description: 'When status last changed.' }),
+    observedGeneration: annotate(z.int().min(0), { description: 'The spec generation the condition was set for.' }).optional(),
+  }),
+  { description: 'A condition in the shape of metav1.Condition.' },
+);
+export type Condition = z.output<typeof Condition>;
+
+export const MetricResult = annotate(
+  z.object({
+    name: annotate(z.string(), { description: 'Name of the metric.' }),
+    verdict: Verdict,
+    stable: annotate(z.number().nullable(), { description: "Stable's value, when measured." }).optional(),
+    canary: annotate(z.number().nullable(), { description: "Canary's value, when measured." }).optional(),
+    reason: annotate(z.string().max(4096), { description: 'The numbers and the rule behind the verdict.' }),
+  }),
+  { description: 'The last verdict on one metric.' },
+);
+export type MetricResult = z.output<typeof MetricResult>;
+
+export const LastAnalysis = annotate(
+  z.object({
+    time: annotate(z.iso.datetime({ offset: true }), { description: 'End of the analysed window.' }),
+    decision: annotate(z.string().max(64), { description: 'What the controller decided: hold, advance, promote or rollback.' }),
+    reason: annotate(z.string().max(4096), { description: 'Why, in numbers.' }),
+    metrics: annotate(z.array(MetricResult).max(20), { description: 'Per-metric verdicts.' }),
+  }),
+  { description: 'The most recent analysis.' },
+);
+export type LastAnalysis = z.output<typeof LastAnalysis>;
+
+export const ModelCanaryStatus = annotate(
+  z.object({
+    phase: Phase.optional(),
+    observedGeneration: annotate(z.int().min(0), { description: 'The spec generation this status describes.' }).optional(),
+    stableVersion: annotate(z.string().max(63), { description: 'The version that serves traffic as stable.' }).optional(),
+    canaryVersion: annotate(z.string().max(63), { description: 'The version being rolled out.' }).optional(),
+    canaryWeight: annotate(z.int().min(0).max(100), { description: 'Percent of traffic now sent to the canary.' }).optional(),
+    currentStep: annotate(z.int().min(0).max(20), { description: 'Index into spec.analysis.steps of the weight in force.' }).optional(),
+    failedChecks: annotate(z.int().min(0), { description: 'Failed checks counted toward spec.analysis.failureThreshold.' }).optional(),
+    inconclusiveChecks: annotate(z.int().min(0), { description: 'Consecutive inconclusive or unmeasurable checks.' }).optional(),
+    lastAnalysis: LastAnalysis.optional(),
+    conditions: annotate(z.array(Condition).max(16), {
+      description: 'Conditions: Valid, Progressing, Promoted, MetricsAvailable, RoutingReady.',
+      extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },
+    }).optional(),
+    message: annotate(z.string().max(4096), { description: 'What is happening now, for people.' }).optional(),
+  }),
+  { description: 'What the controller observed and did.' },
+);
+export type ModelCanaryStatus = z.output<typeof ModelCanaryStatus>;
+
+/**
+ * The conditions with `next` set: replaces the condition of the same type and keeps its
+ * lastTransitionTime when the status did not change, as metav1 conventions require.
+ */
+export function setCondition(conditions: readonly Condition[], next: Omit<Condition, 'lastTransitionTime'>, now: Date): Condition[] {
+  const previous = conditions.find((c) => c.type === next.type);
+  const lastTransitionTime = previous !== undefined && previous.status === next.status ? previous.lastTransitionTime : now.toISOString();
+  const updated: Condition = { ...next, lastTransitionTime };
+  return previous === undefined ? [...conditions, updated] : conditions.map((c) => (c.type === next.type ? updated : c));
+}

@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs';
+import { EXIT, type Io } from './io.ts';
+import { runValidate } from './validate.ts';
+import { runCrds } from './crds.ts';
+
+const USAGE = `modelcanary: progressive canary rollouts for ML models on Kubernetes
+
+Usage: modelcanary <command> [options]
+
+Commands:
+  validate FILE...    check ModelCanary manifests (multi-document YAML; - reads stdin)
+  crds [--write]      print the ModelCanary CRD (--write: update crds/ and the README reference)
+  run                 the controller                                  (not built yet)
+  simulate            the analysis engine against a simulated model   (not built yet)
+  backtest            the analysis against Prometheus history         (not built yet)
+  route               the route object the controller would write    (not built yet)
+  demo                a full rollout on this machine, no cluster      (not built yet)
+
+Options:
+  -h, --help          show this help
+  -v, --version       show the version
+`;
+
+const NOT_BUILT: Record<string, string> = {
+  run: 'the controller runtime',
+  simulate: 'the analysis engine and simulator',
+  backtest: 'the Prometheus provider and backtest',
+  route: 'the traffic routers',
+  demo: 'the demo',
+};
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      io.stdout.write(USAGE);
+      return command === undefined ? EXIT.unreadable : EXIT.ok;
+    case '-v':
+    case '--version':
+      io.stdout.write(`${version()}\n`);
+      return EXIT.ok;
+    case 'validate':
+      return runValidate(args, io);
+    case 'crds':
+      return runCrds(args, io);
+    default:
+      if (Object.hasOwn(NOT_BUILT, command)) {
+        io.stderr.write(`modelcanary ${command}: not built yet (${NOT_BUILT[command] ?? command} is an open issue; see "What works today" in the README)\n`);
+        return EXIT.unreadable;
+      }
+      io.stderr.write(`modelcanary: unknown command "${command}"\n\n${USAGE}`);
+      return EXIT.unreadable;
+  }
+}
+
+function version(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  return typeof pkg === 'object' && pkg !== null && 'version' in pkg ? String(pkg.version) : 'unknown';
+}
