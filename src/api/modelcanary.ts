@@ -54,12 +54,14 @@ const dnsLabel = (description: string): z.ZodString =>
     { description },
   );
 
+const DURATION_HINT = 'must be a duration such as 30s, 1m30s or 500ms';
+
 /** A duration string ("30s", "1m30s", "500ms") within bounds, parsed to milliseconds. */
 const duration = (description: string, min: string, max: string): z.ZodPipe<z.ZodString, z.ZodTransform<number, string>> => {
   const minMs = parseDuration(min) ?? 0;
   const maxMs = parseDuration(max) ?? Infinity;
   const bounds = `between ${min} and ${max}`;
-  return annotate(z.string().min(2).max(32).regex(new RegExp(DURATION_PATTERN), 'must be a duration such as 30s, 1m30s or 500ms (units h, m, s, ms)'), {
+  return annotate(z.string({ error: DURATION_HINT }).min(2).max(32).regex(new RegExp(DURATION_PATTERN), `${DURATION_HINT} (units h, m, s, ms)`), {
     description: `${description} A duration such as 30s, 1m30s or 500ms, ${bounds}.`,
     rules: [
       rule(
@@ -391,6 +393,11 @@ interface SpecShape {
   trafficRouting: { istio?: unknown; gatewayAPI?: unknown };
 }
 
+// Rules for one provider hold only when it is the only one: with both set, the one problem
+// worth reporting is "set exactly one".
+const ONLY_GATEWAY_API = '(has(self.trafficRouting.gatewayAPI) && !has(self.trafficRouting.istio))';
+const onlyGatewayApi = (s: SpecShape): boolean => s.trafficRouting.gatewayAPI !== undefined && s.trafficRouting.istio === undefined;
+
 const specRules: Rule<SpecShape>[] = [
   rule(
     'self.stable.version != self.canary.version',
@@ -399,25 +406,26 @@ const specRules: Rule<SpecShape>[] = [
     ['canary', 'version'],
   ),
   rule(
-    "!has(self.trafficRouting.istio) || self.stable.destination.host != self.canary.destination.host || (has(self.stable.destination.subset) ? self.stable.destination.subset : '') != (has(self.canary.destination.subset) ? self.canary.destination.subset : '')",
+    "!has(self.trafficRouting.istio) || has(self.trafficRouting.gatewayAPI) || self.stable.destination.host != self.canary.destination.host || (has(self.stable.destination.subset) ? self.stable.destination.subset : '') != (has(self.canary.destination.subset) ? self.canary.destination.subset : '')",
     'must differ from stable.destination: give each version its own subset (or host)',
     (s) =>
       s.trafficRouting.istio === undefined ||
+      s.trafficRouting.gatewayAPI !== undefined ||
       s.stable.destination.host !== s.canary.destination.host ||
       (s.stable.destination.subset ?? '') !== (s.canary.destination.subset ?? ''),
     ['canary', 'destination'],
   ),
   ...(['stable', 'canary'] as const).flatMap((which) => [
     rule<SpecShape>(
-      `!has(self.trafficRouting.gatewayAPI) || !has(self.${which}.destination.subset)`,
+      `!${ONLY_GATEWAY_API} || !has(self.${which}.destination.subset)`,
       'subset is for Istio; with gatewayAPI each version is its own Service, named by host',
-      (s) => s.trafficRouting.gatewayAPI === undefined || s[which].destination.subset === undefined,
+      (s) => !onlyGatewayApi(s) || s[which].destination.subset === undefined,
       [which, 'destination', 'subset'],
     ),
     rule<SpecShape>(
-      `!has(self.trafficRouting.gatewayAPI) || has(self.${which}.destination.port)`,
+      `!${ONLY_GATEWAY_API} || has(self.${which}.destination.port)`,
       'port is required with gatewayAPI: HTTPRoute backendRefs to a Service need one',
-      (s) => s.trafficRouting.gatewayAPI === undefined || s[which].destination.port !== undefined,
+      (s) => !onlyGatewayApi(s) || s[which].destination.port !== undefined,
       [which, 'destination', 'port'],
     ),
   ]),

@@ -47,6 +47,8 @@ function describeIssue(schema: z.ZodType, input: unknown, issue: z.core.$ZodIssu
   switch (issue.code) {
     case 'invalid_type':
       if (value === undefined) return [at('is required')];
+      // A schema may word its own expectation ("must be a duration such as 30s").
+      if (issue.message.startsWith('must ')) return [at(`${issue.message}, not ${describeValue(value)}`)];
       return [at(`must be ${typeWord(issue.expected)}, not ${describeValue(value)}`)];
     case 'too_big':
       return [at(sizeMessage('at most', 'less than', issue.origin, Number(issue.maximum), issue.inclusive !== false))];
