@@ -1,0 +1,41 @@
+// Benchmarks, printed as a table. Today: the cost of validating a ModelCanary, which the
+// controller pays on every reconcile of every resource, and of generating the CRD.
+// Run with `npm run bench`; figures depend on the machine, so each run prints its own.
+
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parseAllDocuments } from 'yaml';
+import { checkModelCanary } from '../src/api/validate.ts';
+import { modelCanaryCrd } from '../src/api/crd.ts';
+
+const examples = ['fraud-detector-istio.yaml', 'chat-llm-vllm.yaml', 'recommender-gateway-api.yaml'].flatMap((file) =>
+  parseAllDocuments(readFileSync(new URL(`../examples/${file}`, import.meta.url), 'utf8'))
+    .map((d) => d.toJS() as { kind?: string })
+    .filter((m) => m.kind === 'ModelCanary'),
+);
+const invalid = parseAllDocuments(readFileSync(new URL('../examples/invalid/fraud-detector-mistakes.yaml', import.meta.url), 'utf8')).map(
+  (d) => d.toJS() as unknown,
+);
+
+/** Median time per call over `rounds` rounds of `calls` calls, after a warm-up round. */
+function measure(calls: number, rounds: number, work: () => void): number {
+  const perCall: number[] = [];
+  for (let round = 0; round <= rounds; round++) {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < calls; i++) work();
+    const elapsed = Number(process.hrtime.bigint() - start) / 1e3 / calls;
+    if (round > 0) perCall.push(elapsed);
+  }
+  perCall.sort((a, b) => a - b);
+  return perCall[Math.floor(perCall.length / 2)] ?? NaN;
+}
+
+const rows: [string, number][] = [
+  ['validate a valid ModelCanary (3 examples, each)', measure(2_000, 7, () => { for (const m of examples) checkModelCanary(m); }) / examples.length],
+  ['validate an invalid ModelCanary (5 problems)', measure(2_000, 7, () => { for (const m of invalid) checkModelCanary(m); })],
+  ['generate the CRD', measure(20, 7, () => modelCanaryCrd())],
+];
+
+process.stdout.write(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}\n\n`);
+process.stdout.write('| what | median µs per call | per second |\n| --- | ---: | ---: |\n');
+for (const [what, micros] of rows) process.stdout.write(`| ${what} | ${micros.toFixed(1)} | ${Math.round(1e6 / micros).toLocaleString('en')} |\n`);
