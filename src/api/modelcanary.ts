@@ -2,9 +2,9 @@
 // `npm run crds`), the README's field reference and `modelcanary validate` all come from here.
 
 import { z } from 'zod';
-import { annotate, rule, type Rule } from './annotate.ts';
+import { annotate, rule, type Rule, type Violation } from './annotate.ts';
 import { DURATION_PATTERN, parseDuration } from './duration.ts';
-import { isTemplateVariable, placeholdersIn, TEMPLATE_VARIABLE_NAMES } from './template.ts';
+import { isTemplateVariable, placeholdersIn, TEMPLATE_PATTERN, TEMPLATE_VARIABLE_NAMES } from './template.ts';
 import { closest } from './suggest.ts';
 import { ModelCanaryStatus } from './status.ts';
 
@@ -240,22 +240,27 @@ export const LatencyMetric = annotate(
   },
 );
 
-const placeholderCel = `self.findAll('\\\\{\\\\{[^{}]*\\\\}\\\\}').all(p, p.matches('^\\\\{\\\\{\\\\s*(${TEMPLATE_VARIABLE_NAMES.join('|')})\\\\s*\\\\}\\\\}$'))`;
+const TEMPLATE_RE = new RegExp(TEMPLATE_PATTERN);
+const KNOWN_VARIABLES = `known: ${TEMPLATE_VARIABLE_NAMES.join(', ')}`;
+
+function templateViolations(text: string): Violation[] {
+  if (TEMPLATE_RE.test(text)) return [];
+  const unknown = placeholdersIn(text).filter((name) => !isTemplateVariable(name));
+  if (unknown.length === 0) return [{ path: [], message: `has a "{{" that does not open a template variable; write {{ name }} (${KNOWN_VARIABLES})` }];
+  return unknown.map((name) => {
+    const guess = closest(name, TEMPLATE_VARIABLE_NAMES);
+    return { path: [], message: `unknown template variable "${name}" (${guess === undefined ? KNOWN_VARIABLES : `did you mean ${guess}?`})` };
+  });
+}
 
 const query = annotate(z.string().min(1).max(8192), {
   description: `prometheus: a PromQL query that returns one number for the version being measured. It runs once for stable and once for canary, with these template variables substituted (values escaped for PromQL string literals): ${TEMPLATE_VARIABLE_NAMES.map((v) => `{{ ${v} }}`).join(', ')}.`,
   rules: [
     {
-      cel: placeholderCel,
-      message: `uses an unknown template variable; known: ${TEMPLATE_VARIABLE_NAMES.join(', ')}`,
-      violations: (text: string) =>
-        placeholdersIn(text)
-          .filter((name) => !isTemplateVariable(name))
-          .map((name) => {
-            const guess = closest(name, TEMPLATE_VARIABLE_NAMES);
-            const hint = guess === undefined ? `known: ${TEMPLATE_VARIABLE_NAMES.join(', ')}` : `did you mean ${guess}?`;
-            return { path: [], message: `unknown template variable "${name}" (${hint})` };
-          }),
+      // In a CEL string literal every backslash of the pattern is written twice.
+      cel: `self.matches('${TEMPLATE_PATTERN.replaceAll('\\', '\\\\')}')`,
+      message: `must use only known template variables, written {{ name }}; ${KNOWN_VARIABLES}`,
+      violations: templateViolations,
     },
   ],
 });

@@ -17,8 +17,15 @@ export type TemplateVariable = keyof typeof TEMPLATE_VARIABLES;
 
 export const TEMPLATE_VARIABLE_NAMES = Object.keys(TEMPLATE_VARIABLES) as TemplateVariable[];
 
-/** Matches one `{{ name }}` placeholder; group 1 is the name. */
-export const PLACEHOLDER_RE = /\{\{\s*([^{}]*?)\s*\}\}/g;
+/** Matches one `{{ name }}` placeholder; group 1 is the name. Spaces and tabs may pad the name. */
+export const PLACEHOLDER_RE = /\{\{[ \t]*([^{}]*?)[ \t]*\}\}/g;
+
+/**
+ * A whole template in which every "{{" opens a known variable. Written for both JavaScript
+ * and RE2 (CEL's regex engine in the API server), so that validate and the CRD agree, and as
+ * one linear match: a CEL loop over the placeholders would exceed the API server's cost limit.
+ */
+export const TEMPLATE_PATTERN = `^([^{]|\\{[^{]|\\{$|\\{\\{[ \\t]*(${Object.keys(TEMPLATE_VARIABLES).join('|')})[ \\t]*\\}\\})*$`;
 
 /** Names used in a template, in order of first use. */
 export function placeholdersIn(template: string): string[] {
