@@ -1,6 +1,9 @@
 # The controller image: `modelcanary run` on Node 24, production dependencies only, as a
 # non-root user. Node 24 runs the TypeScript sources directly (type stripping), so there is
-# no compile step; the dependency stage keeps npm and its cache out of the final image.
+# no compile step; the dependency stage keeps npm's cache and the lockfile install out of the
+# final image. Node is PID 1 here and gets no default SIGTERM handling from the kernel, so
+# `modelcanary run` must handle SIGTERM itself (graceful shutdown, see the controller issue).
+# test/image.test.ts rebuilds this image's file tree without Docker and runs its entrypoint.
 
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
