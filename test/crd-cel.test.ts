@@ -5,11 +5,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
 import { Environment, type ParseResult } from '@marcbachmann/cel-js';
-import { parseAllDocuments } from 'yaml';
 import { modelCanaryCrd, type CelValidation, type SchemaNode } from '../src/api/crd.ts';
 import { checkModelCanary } from '../src/api/validate.ts';
+import { exampleManifests, istioManifest } from './helpers/manifests.ts';
 
 // ── A Kubernetes-flavoured CEL environment ─────────────────────────────────────────────
 
@@ -237,41 +236,11 @@ const ALL_RULES = [...SITES.values()].flatMap((site) => site.rules.map((rule) =>
 
 // ── Manifests ──────────────────────────────────────────────────────────────────────────
 
-const EXAMPLES = new URL('../examples/', import.meta.url);
-
-function exampleCanaries(): { file: string; manifest: Record<string, unknown> }[] {
-  return readdirSync(EXAMPLES)
-    .filter((file) => file.endsWith('.yaml'))
-    .flatMap((file) =>
-      parseAllDocuments(readFileSync(new URL(file, EXAMPLES), 'utf8'))
-        .map((doc) => doc.toJS() as unknown)
-        .filter(isRecord)
-        .filter((doc) => doc.kind === 'ModelCanary')
-        .map((manifest) => ({ file, manifest })),
-    );
-}
-
 /** Valid, with analysis.interval, analysis.steps and the query timeout left to their defaults. */
 function baseManifest(): any {
-  return {
-    apiVersion: 'modelcanary.io/v1alpha1',
-    kind: 'ModelCanary',
-    metadata: { name: 'fraud-detector', namespace: 'ml-serving' },
-    spec: {
-      model: 'fraud-detector',
-      stable: { version: 'v1', destination: { host: 'fraud-detector', subset: 'v1' } },
-      canary: { version: 'v2', destination: { host: 'fraud-detector', subset: 'v2' } },
-      trafficRouting: { istio: { virtualService: 'fraud-detector' } },
-      analysis: {
-        metrics: [
-          { name: 'error-rate', type: 'errorRate', max: 0.01 },
-          { name: 'p99', type: 'latency', quantile: 0.99, maxMs: 500 },
-          { name: 'ttft', type: 'prometheus', query: 'vllm_ttft{model="{{ model }}",version="{{ version }}"}', max: 2.5 },
-        ],
-      },
-      metricsProvider: { prometheus: { address: 'http://prometheus.istio-system:9090' } },
-    },
-  };
+  const manifest = istioManifest();
+  manifest.spec.metricsProvider = { prometheus: { address: 'http://prometheus.istio-system:9090' } };
+  return manifest;
 }
 
 /** Each version its own Service with a port, as Gateway API backendRefs need. */
@@ -592,7 +561,7 @@ test('every CEL rule in the generated CRD compiles against the type of the field
 });
 
 test('every ModelCanary in examples/ passes every CEL rule', () => {
-  const examples = exampleCanaries();
+  const examples = exampleManifests();
   assert.ok(examples.length >= 3, 'the examples hold at least three ModelCanaries');
   for (const { file, manifest } of examples) {
     assert.deepEqual(celCheck(manifest.spec).failures, [], file);
@@ -602,7 +571,7 @@ test('every ModelCanary in examples/ passes every CEL rule', () => {
 
 test('the examples and the base manifest reach every CEL rule', () => {
   const evaluated = new Set<CelValidation>();
-  for (const spec of [...exampleCanaries().map((e) => e.manifest.spec), baseManifest().spec]) {
+  for (const spec of [...exampleManifests().map((e) => e.manifest.spec), baseManifest().spec]) {
     for (const rule of celCheck(spec).evaluated) evaluated.add(rule);
   }
   const unreached = ALL_RULES.filter(({ rule }) => !evaluated.has(rule)).map(({ site, rule }) => `${site.path}: ${rule.rule}`);

@@ -473,8 +473,3 @@ export const ModelCanary = z.strictObject({
 });
 export type ModelCanary = z.output<typeof ModelCanary>;
 export type ModelCanaryInput = z.input<typeof ModelCanary>;
-
-/** The window a metric is judged on, in milliseconds. */
-export function metricWindowMs(metric: Metric, analysis: Analysis): number {
-  return metric.window ?? analysis.interval;
-}

@@ -26,14 +26,14 @@ export function istioManifest(): Record<string, any> {
 }
 
 /** The ModelCanary documents of examples/*.yaml, with the file each came from. */
-export function exampleManifests(): { file: string; manifest: unknown }[] {
+export function exampleManifests(): { file: string; manifest: Record<string, unknown> }[] {
   const dir = new URL('examples/', ROOT);
   return readdirSync(dir)
     .filter((f) => f.endsWith('.yaml'))
     .flatMap((file) =>
       parseAllDocuments(readFileSync(new URL(file, dir), 'utf8'))
         .map((d) => d.toJS() as unknown)
-        .filter((m) => (m as { kind?: unknown }).kind === 'ModelCanary')
+        .filter((m): m is Record<string, unknown> => typeof m === 'object' && m !== null && (m as { kind?: unknown }).kind === 'ModelCanary')
         .map((manifest) => ({ file, manifest })),
     );
 }
