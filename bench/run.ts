@@ -1,5 +1,6 @@
-// Benchmarks, printed as a table. Today: the cost of validating a ModelCanary, which the
-// controller pays on every reconcile of every resource, and of generating the CRD.
+// Benchmarks, printed as tables: the cost of validating a ModelCanary, which the controller
+// pays on every reconcile of every resource, and of generating the CRD; and the sequential
+// test's false-alarm rate and detection speed on simulated counts (seeded, so repeatable).
 // Run with `npm run bench`; figures depend on the machine, so each run prints its own.
 
 import { readFileSync } from 'node:fs';
@@ -7,6 +8,7 @@ import { cpus } from 'node:os';
 import { parseAllDocuments } from 'yaml';
 import { checkModelCanary } from '../src/api/validate.ts';
 import { modelCanaryCrd } from '../src/api/crd.ts';
+import { sequentialTable } from './sequential.ts';
 
 const examples = ['fraud-detector-istio.yaml', 'chat-llm-vllm.yaml', 'recommender-gateway-api.yaml'].flatMap((file) =>
   parseAllDocuments(readFileSync(new URL(`../examples/${file}`, import.meta.url), 'utf8'))
@@ -39,3 +41,5 @@ const rows: [string, number][] = [
 process.stdout.write(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}\n\n`);
 process.stdout.write('| what | median µs per call | per second |\n| --- | ---: | ---: |\n');
 for (const [what, micros] of rows) process.stdout.write(`| ${what} | ${micros.toFixed(1)} | ${Math.round(1e6 / micros).toLocaleString('en')} |\n`);
+
+process.stdout.write(`\nSequential test (bench/sequential.ts):\n\n${sequentialTable()}\n`);
