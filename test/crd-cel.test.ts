@@ -511,7 +511,7 @@ const validEdits: { name: string; edit: (spec: any) => void }[] = [
       (s.analysis.metrics[2].query =
         'x{m="{{model}}",v="{{ version }}",n="{{ namespace }}",o="{{ name }}",s="{{ stableVersion }}",c="{{canaryVersion}}",{{ labels }}}[{{ window }}]'),
   },
-  { name: 'a single step of 100', edit: (s) => (s.analysis.steps = [100]) },
+  { name: 'two steps', edit: (s) => (s.analysis.steps = [50, 100]) },
   {
     name: 'interval and window at their bounds',
     edit: (s) => {

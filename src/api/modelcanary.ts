@@ -301,11 +301,28 @@ export type MetricType = Metric['type'];
 
 // ── Analysis ────────────────────────────────────────────────────────────────────────────
 
-const steps = annotate(
-  z.array(z.int().min(1).max(100)).min(1).max(20).prefault([10, 30, 100]),
+export const SequentialTest = annotate(
+  z.strictObject({
+    enabled: annotate(z.boolean(), { description: 'Compare canary with stable at every check, and roll back as soon as the evidence says the canary is worse.' }).prefault(true),
+    falseAlarmRate: annotate(z.number().gt(0).max(0.2), {
+      description: 'The highest probability of rolling back a canary that is no worse than stable, over the whole rollout however many checks it takes (0.01 = 1 %).',
+    }).prefault(0.01),
+    toleratedRatio: annotate(z.number().min(1).max(10), {
+      description: "The ratio of the canary's 5xx (or slow-request) rate to stable's that is still acceptable; the test looks for evidence of worse than this.",
+    }).prefault(1),
+  }),
   {
     description:
-      'Canary weight (percent of traffic) at each step, strictly increasing and ending at 100; reaching 100 promotes the canary.',
+      'An anytime-valid sequential test of canary against stable on counts of 5xx answers and of slow requests (see docs/analysis.md). It catches regressions that fixed thresholds miss, with a false-alarm rate that holds however often it is checked.',
+  },
+);
+export type SequentialTest = z.output<typeof SequentialTest>;
+
+const steps = annotate(
+  z.array(z.int().min(1).max(100)).min(2).max(20).prefault([10, 30, 100]),
+  {
+    description:
+      'Canary weight (percent of traffic) at each step, strictly increasing and ending at 100. Each step but the last is judged; reaching 100 promotes the canary, so at least two steps are needed.',
     rules: [
       {
         cel: 'self.isSorted()',
@@ -332,6 +349,18 @@ export const Analysis = annotate(
     minRequests: annotate(z.int().min(0).max(1_000_000_000), {
       description: 'Requests each version must have served in a window for the check to count; with fewer the check is inconclusive and holds the step.',
     }).prefault(100),
+    checksPerStep: annotate(z.int().min(1).max(100), {
+      description: 'Passing checks needed at each step before the weight moves on.',
+    }).prefault(1),
+    inconclusiveLimit: annotate(z.int().min(1).max(1000), {
+      description:
+        'Consecutive checks that could not judge (too little traffic, no data, Prometheus unreachable) before the MetricsAvailable condition turns False and people are notified. The step holds either way: without evidence a canary is never promoted, nor rolled back.',
+    }).prefault(10),
+    spikeFactor: annotate(z.number().min(1.5).max(100), {
+      description:
+        "A canary this many times over a metric's bound, and this many times worse than stable, on at least minRequests requests, is rolled back at once without waiting for failureThreshold.",
+    }).prefault(3),
+    sequentialTest: SequentialTest.prefault({}),
     metrics: annotate(z.array(Metric).min(1).max(20), {
       description: 'The checks. At least one: a canary judged by nothing would be promoted blind.',
       rules: [

@@ -68,6 +68,19 @@ export const LastAnalysis = annotate(
 );
 export type LastAnalysis = z.output<typeof LastAnalysis>;
 
+export const Evidence = annotate(
+  z.object({
+    metric: annotate(z.string(), { description: 'Name of the metric.' }),
+    events: annotate(z.enum(['errors', 'slowRequests']), { description: 'What is counted: 5xx answers, or requests slower than boundMs.' }),
+    boundMs: annotate(z.number(), { description: 'slowRequests: the latency bound, a bucket bound in milliseconds.' }).optional(),
+    logRatios: annotate(z.array(z.number()).max(16), { description: 'Log likelihood ratio of each alternative of the test.' }),
+    canaryEvents: annotate(z.int().min(0), { description: 'Events counted on the canary.' }),
+    stableEvents: annotate(z.int().min(0), { description: 'Events counted on stable.' }),
+  }),
+  { description: "One metric's accumulated evidence." },
+);
+export type Evidence = z.output<typeof Evidence>;
+
 export const ModelCanaryStatus = annotate(
   z.object({
     phase: Phase.optional(),
@@ -78,7 +91,11 @@ export const ModelCanaryStatus = annotate(
     currentStep: annotate(z.int().min(0).max(20), { description: 'Index into spec.analysis.steps of the weight in force.' }).optional(),
     failedChecks: annotate(z.int().min(0), { description: 'Failed checks counted toward spec.analysis.failureThreshold.' }).optional(),
     inconclusiveChecks: annotate(z.int().min(0), { description: 'Consecutive inconclusive or unmeasurable checks.' }).optional(),
+    passedChecks: annotate(z.int().min(0), { description: 'Passing checks at the current step, toward spec.analysis.checksPerStep.' }).optional(),
     lastAnalysis: LastAnalysis.optional(),
+    evidence: annotate(z.array(Evidence).max(40), {
+      description: 'The sequential test\'s evidence, per metric, so that it survives a restart of the controller.',
+    }).optional(),
     conditions: annotate(z.array(Condition).max(16), {
       description: 'Conditions: Valid, Progressing, Promoted, MetricsAvailable, RoutingReady.',
       extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },
