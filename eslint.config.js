@@ -43,7 +43,7 @@ function layerRules(layer) {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/'] },
+  { ignores: ['node_modules/', 'dist/', '**/*.tmp.ts'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -348,7 +348,7 @@ const invalidCases: InvalidCase[] = [
   {
     name: 'latency with a query',
     edit: (s) => (s.analysis.metrics[1].query = 'up'),
-    cel: 'spec.analysis.metrics[1]: latency metrics take only name, window, type, quantile, maxMs, maxRatioToStable',
+    cel: 'spec.analysis.metrics[1]: latency metrics take only name, type, quantile, maxMs, maxRatioToStable',
     zod: 'spec.analysis.metrics[1].query: unknown field',
   },
   {
@@ -366,7 +366,7 @@ const invalidCases: InvalidCase[] = [
   {
     name: 'errorRate with a quantile',
     edit: (s) => (s.analysis.metrics[0].quantile = 0.99),
-    cel: 'spec.analysis.metrics[0]: errorRate metrics take only name, window, type, max',
+    cel: 'spec.analysis.metrics[0]: errorRate metrics take only name, type, max',
     zod: 'spec.analysis.metrics[0].quantile: unknown field',
   },
   {
@@ -438,9 +438,9 @@ const invalidCases: InvalidCase[] = [
   },
   {
     name: 'metric window 25h',
-    edit: (s) => (s.analysis.metrics[0].window = '25h'),
-    cel: 'spec.analysis.metrics[0].window: must be between 1s and 24h',
-    zod: 'spec.analysis.metrics[0].window: must be between 1s and 24h',
+    edit: (s) => (s.analysis.metrics[2].window = '25h'),
+    cel: 'spec.analysis.metrics[2].window: must be between 1s and 24h',
+    zod: 'spec.analysis.metrics[2].window: must be between 1s and 24h',
   },
   {
     name: 'query timeout 50ms',
@@ -516,7 +516,7 @@ const validEdits: { name: string; edit: (spec: any) => void }[] = [
     name: 'interval and window at their bounds',
     edit: (s) => {
       s.analysis.interval = '1h';
-      s.analysis.metrics[0].window = '1s';
+      s.analysis.metrics[2].window = '1s';
     },
   },
   { name: 'timeouts written with several units', edit: (s) => (s.metricsProvider.prometheus.timeout = '4m59s999ms') },

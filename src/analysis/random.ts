@@ -90,3 +90,19 @@ export function multinomial(random: Random, n: number, probabilities: readonly n
     return draw;
   });
 }
+
+/** A Poisson(mean) draw: exact by inversion for small means, normal beyond. */
+export function poisson(random: Random, mean: number): number {
+  if (mean <= 0) return 0;
+  if (mean >= 30) return Math.max(0, Math.round(mean + Math.sqrt(mean) * standardNormal(random)));
+  const u = random.next();
+  let k = 0;
+  let probability = Math.exp(-mean);
+  let cumulative = probability;
+  while (u > cumulative && probability > 1e-300) {
+    k++;
+    probability *= mean / k;
+    cumulative += probability;
+  }
+  return k;
+}

@@ -199,7 +199,6 @@ export type TrafficRouting = z.output<typeof TrafficRouting>;
 
 const metricBase = {
   name: dnsLabel('Name of the check, unique in the list; shown in status, events, logs and Slack.'),
-  window: duration('Window of data each check looks at. Default: the analysis interval.', '1s', '24h').optional(),
 };
 
 const ratioToStable = (description: string, least: z.ZodNumber): z.ZodNumber => annotate(least.max(1000), { description });
@@ -224,7 +223,7 @@ export const LatencyMetric = annotate(
     }),
     maxMs: annotate(z.number().gt(0).max(3_600_000), { description: "latency: the highest acceptable canary quantile, in milliseconds." }).optional(),
     maxRatioToStable: ratioToStable(
-      "latency: the highest acceptable ratio of the canary's quantile to stable's on the same window (1.25 = at most 25 % slower). At least 1.",
+      "latency: the highest acceptable ratio of the canary's quantile to stable's over the same requests' time (1.25 = at most 25 % slower). At least 1.",
       z.number().min(1),
     ).optional(),
   }),
@@ -270,6 +269,7 @@ export const PrometheusMetric = annotate(
     ...metricBase,
     type: annotate(z.literal('prometheus'), { description: 'Kind of check.' }),
     query,
+    window: duration('prometheus: the value of {{ window }} in the query. Default: the analysis interval.', '1s', '24h').optional(),
     min: annotate(z.number(), { description: 'prometheus: the lowest acceptable canary value.' }).optional(),
     max: annotate(z.number(), { description: 'prometheus: the highest acceptable canary value.' }).optional(),
     maxRatioToStable: ratioToStable("prometheus: the highest acceptable ratio of the canary's value to stable's (1.2 = at most 20 % higher).", z.number().gt(0)).optional(),
@@ -341,13 +341,14 @@ const steps = annotate(
 
 export const Analysis = annotate(
   z.strictObject({
-    interval: duration('How often each step is checked; also the default window of each metric.', '1s', '1h').prefault('30s'),
+    interval: duration('How often each step is checked.', '1s', '1h').prefault('30s'),
     steps,
     failureThreshold: annotate(z.int().min(1).max(100), {
       description: 'Failed checks that roll the canary back. A severe spike rolls back at once without waiting for it.',
     }).prefault(3),
     minRequests: annotate(z.int().min(0).max(1_000_000_000), {
-      description: 'Requests each version must have served in a window for the check to count; with fewer the check is inconclusive and holds the step.',
+      description:
+        'Requests each version must have served for a check to count. With fewer, the check is inconclusive and holds the step, and the requests of the following intervals are added until there are enough: at low traffic a check covers more time instead of judging on a handful of requests.',
     }).prefault(100),
     checksPerStep: annotate(z.int().min(1).max(100), {
       description: 'Passing checks needed at each step before the weight moves on.',

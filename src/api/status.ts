@@ -72,6 +72,7 @@ export const Evidence = annotate(
   z.object({
     metric: annotate(z.string(), { description: 'Name of the metric.' }),
     events: annotate(z.enum(['errors', 'slowRequests']), { description: 'What is counted: 5xx answers, or requests slower than boundMs.' }),
+    quantile: annotate(z.number(), { description: "slowRequests: the quantile of stable's latency that chose the bound." }).optional(),
     boundMs: annotate(z.number(), { description: 'slowRequests: the latency bound, a bucket bound in milliseconds.' }).optional(),
     logRatios: annotate(z.array(z.number()).max(16), { description: 'Log likelihood ratio of each alternative of the test.' }),
     canaryEvents: annotate(z.int().min(0), { description: 'Events counted on the canary.' }),
@@ -80,6 +81,26 @@ export const Evidence = annotate(
   { description: "One metric's accumulated evidence." },
 );
 export type Evidence = z.output<typeof Evidence>;
+
+const VersionCounts = annotate(
+  z.object({
+    requests: annotate(z.int().min(0), { description: 'Requests served, as Istio counted them.' }),
+    errors: annotate(z.int().min(0), { description: 'Requests answered with a 5xx.' }),
+    latency: annotate(
+      z.object({
+        bounds: annotate(z.array(z.number()).max(64), { description: 'Bucket upper bounds in milliseconds.' }),
+        cumulative: annotate(z.array(z.number()).max(65), { description: 'Cumulative counts per bound, then the total.' }),
+      }),
+      { description: 'Latency bucket counts.' },
+    ).optional(),
+  }),
+  { description: "One version's counts." },
+);
+
+export const CarriedCounts = annotate(z.object({ stable: VersionCounts, canary: VersionCounts }), {
+  description: 'Counts of checks that were inconclusive for too few requests, added to the next check at this step.',
+});
+export type CarriedCounts = z.output<typeof CarriedCounts>;
 
 export const ModelCanaryStatus = annotate(
   z.object({
@@ -93,6 +114,7 @@ export const ModelCanaryStatus = annotate(
     inconclusiveChecks: annotate(z.int().min(0), { description: 'Consecutive inconclusive or unmeasurable checks.' }).optional(),
     passedChecks: annotate(z.int().min(0), { description: 'Passing checks at the current step, toward spec.analysis.checksPerStep.' }).optional(),
     lastAnalysis: LastAnalysis.optional(),
+    carriedCounts: CarriedCounts.optional(),
     evidence: annotate(z.array(Evidence).max(40), {
       description: 'The sequential test\'s evidence, per metric, so that it survives a restart of the controller.',
     }).optional(),

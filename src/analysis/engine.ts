@@ -1,0 +1,209 @@
+// The decision at each check of a rollout: a pure function of the analysis settings, the
+// state carried from the previous check, and what was observed. The controller, `simulate`
+// and `backtest` all call this; none of them decides anything themselves.
+
+import type { Analysis, Metric } from '../api/modelcanary.ts';
+import type { Evidence } from '../api/status.ts';
+import { boundAtOrAbove, countAbove, histogramQuantile } from './histogram.ts';
+import { addCounts, countsOf, type Counts, type Observation, type Sample, type VersionPair } from './observation.ts';
+import { logMixture, noEvidence, RATIO_GRID, rejects, update } from './sequential.ts';
+import { judgeMetric, type MetricVerdict } from './verdicts.ts';
+import { formatValue } from './format.ts';
+
+export interface AnalysisState {
+  /** Index into analysis.steps of the weight in force. */
+  stepIndex: number;
+  /** Passing checks at this step. */
+  passedChecks: number;
+  /** Failed checks over the whole rollout (cumulative: see docs/analysis.md). */
+  failedChecks: number;
+  /** Consecutive checks that could not judge. */
+  inconclusiveChecks: number;
+  /** Counts of inconclusive checks at this step, judged together with the next check's. */
+  carried?: VersionPair<Counts> | undefined;
+  evidence: Evidence[];
+}
+
+export type Action = 'hold' | 'advance' | 'promote' | 'rollback';
+
+export interface Decision {
+  action: Action;
+  /** The canary weight to set. */
+  weight: number;
+  state: AnalysisState;
+  verdicts: MetricVerdict[];
+  /** Why, with the numbers and the rule. */
+  reason: string;
+  /** The check has been unable to judge for inconclusiveLimit checks in a row: tell people. */
+  inconclusiveAlarm: boolean;
+}
+
+export interface EngineOptions {
+  /**
+   * Count an inconclusive or unmeasurable check as a failure, as Flagger does. Only for
+   * comparing policies (bench, simulate); ModelCanary has no such setting, on purpose.
+   */
+  inconclusiveIsFailure?: boolean;
+}
+
+/** The state when a rollout starts: the first step's weight, nothing counted. */
+export function startState(): AnalysisState {
+  return { stepIndex: 0, passedChecks: 0, failedChecks: 0, inconclusiveChecks: 0, evidence: [] };
+}
+
+export function weightAt(analysis: Analysis, state: AnalysisState): number {
+  return analysis.steps[state.stepIndex] ?? 100;
+}
+
+const NOT_FETCHED: Sample = { kind: 'noData', reason: 'not fetched' };
+
+export function decide(analysis: Analysis, state: AnalysisState, observation: Observation, options: EngineOptions = {}): Decision {
+  const fresh = observation.sinceLastCheck;
+  const freshCounts = bothCounts(fresh);
+  const judged = freshCounts === undefined ? fresh : asSamples(state.carried === undefined ? freshCounts : sum(state.carried, freshCounts));
+  const traffic: VersionPair<number | undefined> = { stable: countsOf(judged.stable)?.requests, canary: countsOf(judged.canary)?.requests };
+  const thresholdVerdicts = analysis.metrics.map((metric) =>
+    judgeMetric(metric, metric.type === 'prometheus' ? (observation.custom[metric.name] ?? { stable: NOT_FETCHED, canary: NOT_FETCHED }) : judged, analysis, traffic),
+  );
+  const { evidence, verdicts } = applySequentialTest(analysis, state.evidence, freshCounts, countsOf(judged.stable), thresholdVerdicts);
+  const weight = weightAt(analysis, state);
+  const counted: AnalysisState = { ...state, evidence, carried: undefined };
+  const decision = (action: Action, next: AnalysisState, reason: string, nextWeight = weight, inconclusiveAlarm = false): Decision => ({
+    action,
+    weight: nextWeight,
+    state: next,
+    verdicts,
+    reason,
+    inconclusiveAlarm,
+  });
+
+  const severe = verdicts.find((v) => v.severe);
+  if (severe !== undefined) {
+    return decision('rollback', { ...counted, failedChecks: counted.failedChecks + 1 }, `rolled back at once: ${severe.name}: ${severe.reason}`, 0);
+  }
+
+  const failed = verdicts.filter((v) => v.verdict === 'fail' || (options.inconclusiveIsFailure === true && v.verdict !== 'pass'));
+  if (failed.length > 0) {
+    const failedChecks = counted.failedChecks + 1;
+    const why = failed.map((v) => `${v.name}: ${v.reason}`).join('; ');
+    const next = { ...counted, failedChecks, passedChecks: 0, inconclusiveChecks: 0 };
+    if (failedChecks >= analysis.failureThreshold) return decision('rollback', next, `${failedChecks} failed checks reached failureThreshold ${analysis.failureThreshold}: ${why}`, 0);
+    return decision('hold', next, `check failed (${failedChecks} of ${analysis.failureThreshold} before rollback), holding at ${weight} %: ${why}`);
+  }
+
+  const unsure = verdicts.filter((v) => v.verdict !== 'pass');
+  if (unsure.length > 0) {
+    const inconclusiveChecks = counted.inconclusiveChecks + 1;
+    const why = unsure.map((v) => `${v.name}: ${v.reason}`).join('; ');
+    const alarm = inconclusiveChecks >= analysis.inconclusiveLimit;
+    const bound = alarm ? `, ${inconclusiveChecks} checks in a row without a verdict (inconclusiveLimit ${analysis.inconclusiveLimit})` : '';
+    // Keep this check's requests for the next one, so that low traffic adds up to a verdict.
+    const carried = bothCounts(judged) ?? state.carried;
+    return decision('hold', { ...counted, inconclusiveChecks, carried }, `holding at ${weight} %: not enough evidence${bound}: ${why}`, weight, alarm);
+  }
+
+  const passedChecks = counted.passedChecks + 1;
+  const passed = { ...counted, passedChecks, inconclusiveChecks: 0 };
+  if (passedChecks < analysis.checksPerStep) {
+    return decision('hold', passed, `all checks passed (${passedChecks} of ${analysis.checksPerStep} at ${weight} %)`);
+  }
+  const nextIndex = state.stepIndex + 1;
+  const nextWeight = analysis.steps[nextIndex] ?? 100;
+  const next = { ...passed, stepIndex: nextIndex, passedChecks: 0 };
+  if (nextIndex >= analysis.steps.length - 1) return decision('promote', next, `all checks passed at ${weight} %: promoting`, 100);
+  return decision('advance', next, `all checks passed at ${weight} %: advancing to ${nextWeight} %`, nextWeight);
+}
+
+function bothCounts(pair: VersionPair<Sample>): VersionPair<Counts> | undefined {
+  const stable = countsOf(pair.stable);
+  const canary = countsOf(pair.canary);
+  return stable === undefined || canary === undefined ? undefined : { stable, canary };
+}
+
+function asSamples(pair: VersionPair<Counts>): VersionPair<Sample> {
+  return { stable: { kind: 'counts', counts: pair.stable }, canary: { kind: 'counts', counts: pair.canary } };
+}
+
+function sum(a: VersionPair<Counts>, b: VersionPair<Counts>): VersionPair<Counts> {
+  return { stable: addCounts(a.stable, b.stable), canary: addCounts(a.canary, b.canary) };
+}
+
+/**
+ * Feeds this check's counts (since the previous check) into each metric's sequential tests
+ * and turns a rejection into a failed, severe verdict: the test's false-alarm rate is already
+ * bounded over the whole rollout, so waiting for more failed checks would only serve more
+ * users a worse model.
+ */
+function applySequentialTest(
+  analysis: Analysis,
+  previous: readonly Evidence[],
+  fresh: VersionPair<Counts> | undefined,
+  stableJudged: Counts | undefined,
+  verdicts: MetricVerdict[],
+): { evidence: Evidence[]; verdicts: MetricVerdict[] } {
+  const settings = analysis.sequentialTest;
+  if (!settings.enabled) return { evidence: [...previous], verdicts };
+  const evidence: Evidence[] = [];
+  const judged = verdicts.map((verdict, i) => {
+    const metric = analysis.metrics[i];
+    if (metric === undefined || metric.type === 'prometheus') return verdict;
+    const tests = testsOf(metric);
+    // Latency runs two tests (body and tail of the distribution), each at half the false-alarm rate.
+    const alpha = settings.falseAlarmRate / tests.length;
+    let rejected: Evidence | undefined;
+    for (const test of tests) {
+      const before = previous.find((e) => e.metric === metric.name && e.quantile === test.quantile) ?? test;
+      const after = fresh === undefined ? before : accumulate(before, fresh, stableJudged, settings.toleratedRatio);
+      evidence.push(after);
+      if (rejected === undefined && rejects(after, alpha)) rejected = after;
+    }
+    if (rejected === undefined) return verdict;
+    const what = rejected.events === 'errors' ? '5xx rate' : `share of requests slower than ${formatValue(rejected.boundMs ?? NaN)} ms`;
+    return {
+      ...verdict,
+      verdict: 'fail' as const,
+      severe: true,
+      reason: `the sequential test finds the canary's ${what} above ${settings.toleratedRatio === 1 ? '' : `${settings.toleratedRatio}× `}stable's: likelihood ratio ${formatValue(Math.exp(logMixture(rejected)))} ≥ ${formatValue(1 / alpha)} (canary ${rejected.canaryEvents} vs stable ${rejected.stableEvents} events so far); ${verdict.reason}`,
+    };
+  });
+  return { evidence, verdicts: judged };
+}
+
+/** The tests a metric starts with: errors for errorRate; for latency, requests slower than stable's median and than stable's checked quantile. */
+function testsOf(metric: Metric): Evidence[] {
+  const { logRatios, canaryEvents, stableEvents } = noEvidence();
+  const empty = { metric: metric.name, logRatios, canaryEvents, stableEvents };
+  if (metric.type === 'errorRate') return [{ ...empty, events: 'errors' }];
+  if (metric.type === 'latency') {
+    const quantiles = metric.quantile === 0.5 ? [0.5] : [0.5, metric.quantile];
+    return quantiles.map((quantile) => ({ ...empty, events: 'slowRequests', quantile }));
+  }
+  return [];
+}
+
+/**
+ * Adds one interval to a test's evidence. For latency the bad event is "slower than a bucket
+ * bound"; the bound is fixed the first time stable's quantile is known, and only used from the
+ * next check on, so that it never depends on the counts it judges (the guarantee needs that).
+ */
+function accumulate(evidence: Evidence, fresh: VersionPair<Counts>, stableJudged: Counts | undefined, toleratedRatio: number): Evidence {
+  if (evidence.events === 'errors') {
+    return merge(evidence, fresh.stable.requests, fresh.canary.requests, fresh.stable.errors, fresh.canary.errors, toleratedRatio);
+  }
+  const stableHistogram = fresh.stable.latency;
+  const canaryHistogram = fresh.canary.latency;
+  if (stableHistogram === undefined || canaryHistogram === undefined) return evidence;
+  if (evidence.boundMs === undefined) {
+    const quantile = histogramQuantile(evidence.quantile ?? 0.5, stableJudged?.latency ?? stableHistogram);
+    return Number.isFinite(quantile) ? { ...evidence, boundMs: boundAtOrAbove(stableHistogram.bounds, quantile) } : evidence;
+  }
+  const bound = evidence.boundMs;
+  if (!stableHistogram.bounds.includes(bound) || !canaryHistogram.bounds.includes(bound)) return evidence;
+  return merge(evidence, fresh.stable.requests, fresh.canary.requests, countAbove(stableHistogram, bound), countAbove(canaryHistogram, bound), toleratedRatio);
+}
+
+function merge(evidence: Evidence, stableRequests: number, canaryRequests: number, stableEvents: number, canaryEvents: number, toleratedRatio: number): Evidence {
+  const logRatios = evidence.logRatios.length === RATIO_GRID.length ? evidence.logRatios : noEvidence().logRatios;
+  const next = update({ logRatios, canaryEvents: evidence.canaryEvents, stableEvents: evidence.stableEvents }, { stableRequests, canaryRequests, stableEvents, canaryEvents }, toleratedRatio);
+  return { ...evidence, ...next };
+}

@@ -1,0 +1,48 @@
+// What the engine is shown at each check: counts and values per version, in our own terms.
+// The metrics provider (live or historical) and the simulator both produce these.
+
+import type { Histogram } from './histogram.ts';
+
+export interface Counts {
+  requests: number;
+  /** Requests answered with a 5xx. */
+  errors: number;
+  /** Latency bucket counts, when the metric family was fetched. */
+  latency?: Histogram | undefined;
+}
+
+/**
+ * One version's evidence for one metric. "Could not measure" (error) and "nothing to measure"
+ * (noData) are kept apart from values: neither is a verdict on the model.
+ */
+export type Sample =
+  | { kind: 'counts'; counts: Counts }
+  | { kind: 'value'; value: number }
+  | { kind: 'noData'; reason: string }
+  | { kind: 'error'; message: string };
+
+export interface VersionPair<T> {
+  stable: T;
+  canary: T;
+}
+
+export interface Observation {
+  /**
+   * Each version's counts since the previous check, without overlap with it. Built-in metrics
+   * are judged on them (plus counts carried from inconclusive checks), and the sequential test
+   * needs every request exactly once, which overlapping windows would break.
+   */
+  sinceLastCheck: VersionPair<Sample>;
+  /** Per custom (prometheus) metric, each version's value over the metric's window. */
+  custom: Record<string, VersionPair<Sample>>;
+}
+
+export function countsOf(sample: Sample): Counts | undefined {
+  return sample.kind === 'counts' ? sample.counts : undefined;
+}
+
+export function addCounts(a: Counts, b: Counts): Counts {
+  const latency =
+    a.latency === undefined ? b.latency : b.latency === undefined ? a.latency : { bounds: a.latency.bounds, cumulative: a.latency.cumulative.map((c, i) => c + (b.latency?.cumulative[i] ?? 0)) };
+  return { requests: a.requests + b.requests, errors: a.errors + b.errors, latency };
+}

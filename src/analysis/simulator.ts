@@ -1,0 +1,197 @@
+// A rollout in virtual time against two simulated model versions. Traffic is split by the
+// engine's own decisions, and each interval's counts are drawn in aggregate (binomial 5xx,
+// multinomial latency over the histogram buckets), so an hour at 1000 requests/s takes
+// milliseconds. The decisions come from the same `decide` the controller calls.
+
+import type { Analysis, ModelCanarySpec } from '../api/modelcanary.ts';
+import type { Phase } from '../api/status.ts';
+import type { BehaviourChange, ModelBehaviour, Scenario } from '../api/scenario.ts';
+import { decide, startState, weightAt, type Action, type EngineOptions } from './engine.ts';
+import { fromBucketCounts, histogramQuantile, ISTIO_BUCKETS_MS, type Histogram } from './histogram.ts';
+import type { Counts, Observation, VersionPair } from './observation.ts';
+import { binomial, multinomial, poisson, seeded, type Random } from './random.ts';
+import type { MetricVerdict } from './verdicts.ts';
+
+export type Outcome = 'promoted' | 'rolledBack' | 'timeout';
+
+export interface TimelineEntry {
+  atSeconds: number;
+  phase: Phase;
+  /** Canary weight after the decision. */
+  weight: number;
+  action: Action;
+  reason: string;
+  /** What this interval measured, for charts: 5xx ratio and p99 per version (NaN without traffic). */
+  measured: VersionPair<{ requests: number; errorRate: number; p99Ms: number }>;
+  verdicts: MetricVerdict[];
+}
+
+export interface SimulationResult {
+  scenario: string;
+  seed: number;
+  outcome: Outcome;
+  endedAtSeconds: number;
+  finalWeight: number;
+  requests: VersionPair<number>;
+  errors: VersionPair<number>;
+  /** Canary 5xx beyond what stable's error rate would have given the same requests. */
+  excessCanaryErrors: number;
+  timeline: TimelineEntry[];
+  /** Metrics of the spec the simulator cannot produce (custom PromQL), left out of the analysis. */
+  skippedMetrics: string[];
+}
+
+export interface SimulationOptions extends EngineOptions {
+  seed?: number;
+}
+
+const Z99 = 2.3263478740408408;
+
+export function simulate(spec: ModelCanarySpec, scenario: Scenario, options: SimulationOptions = {}): SimulationResult {
+  const seed = options.seed ?? scenario.seed;
+  const random = seeded(seed);
+  const skippedMetrics = spec.analysis.metrics.filter((m) => m.type === 'prometheus').map((m) => m.name);
+  const analysis: Analysis = { ...spec.analysis, metrics: spec.analysis.metrics.filter((m) => m.type !== 'prometheus') };
+  const intervalSeconds = analysis.interval / 1000;
+  const changes = scenario.changes.toSorted((a, b) => a.atSeconds - b.atSeconds);
+  const world = { stable: scenario.stable, canary: scenario.canary, requestsPerSecond: scenario.requestsPerSecond };
+  let applied = 0;
+  let state = startState();
+  const timeline: TimelineEntry[] = [];
+  const totals = { requests: { stable: 0, canary: 0 }, errors: { stable: 0, canary: 0 }, excess: 0 };
+  let outcome: Outcome = 'timeout';
+  let now = 0;
+
+  while (now + intervalSeconds <= scenario.durationSeconds + 1e-9) {
+    const weight = weightAt(analysis, state);
+    const interval = emptyPair();
+    // Split the interval where changes happen, so a change takes effect when it is scheduled.
+    let segmentStart = now;
+    const end = now + intervalSeconds;
+    while (segmentStart < end) {
+      while (applied < changes.length && (changes[applied]?.atSeconds ?? Infinity) <= segmentStart) applyChange(world, changes[applied++]);
+      const segmentEnd = Math.min(end, changes[applied]?.atSeconds ?? Infinity);
+      const drawn = drawSegment(random, world, weight, segmentEnd - segmentStart);
+      addInto(interval, drawn);
+      totals.excess += drawn.canary.requests * world.stable.errorRate;
+      segmentStart = segmentEnd;
+    }
+    now = end;
+    for (const version of ['stable', 'canary'] as const) {
+      totals.requests[version] += interval[version].requests;
+      totals.errors[version] += interval[version].errors;
+    }
+
+    const decision = decide(analysis, state, observe(interval), options);
+    state = decision.state;
+    const phase: Phase = decision.action === 'promote' ? 'Succeeded' : decision.action === 'rollback' ? 'RolledBack' : 'Progressing';
+    timeline.push({ atSeconds: round(now), phase, weight: decision.weight, action: decision.action, reason: decision.reason, measured: measure(interval), verdicts: decision.verdicts });
+    if (decision.action === 'promote') outcome = 'promoted';
+    if (decision.action === 'rollback') outcome = 'rolledBack';
+    if (outcome !== 'timeout') break;
+  }
+
+  const last = timeline.at(-1);
+  return {
+    scenario: scenario.name,
+    seed,
+    outcome,
+    endedAtSeconds: outcome === 'timeout' ? round(now) : (last?.atSeconds ?? 0),
+    finalWeight: last?.weight ?? weightAt(analysis, state),
+    requests: totals.requests,
+    errors: totals.errors,
+    excessCanaryErrors: Math.max(0, round(totals.errors.canary - totals.excess)),
+    timeline,
+    skippedMetrics,
+  };
+}
+
+/** What the provider would return: each version's counts since the previous check. */
+function observe(interval: VersionPair<Counts>): Observation {
+  return { sinceLastCheck: { stable: { kind: 'counts', counts: interval.stable }, canary: { kind: 'counts', counts: interval.canary } }, custom: {} };
+}
+
+function drawSegment(random: Random, world: { stable: ModelBehaviour; canary: ModelBehaviour; requestsPerSecond: number }, weight: number, seconds: number): VersionPair<Counts> {
+  const total = poisson(random, world.requestsPerSecond * seconds);
+  const canaryRequests = binomial(random, total, weight / 100);
+  return {
+    stable: drawVersion(random, world.stable, total - canaryRequests),
+    canary: drawVersion(random, world.canary, canaryRequests),
+  };
+}
+
+function drawVersion(random: Random, model: ModelBehaviour, requests: number): Counts {
+  const errors = binomial(random, requests, model.errorRate);
+  const perBucket = multinomial(random, requests, bucketProbabilities(model.latencyMs.p50, model.latencyMs.p99));
+  return { requests, errors, latency: fromBucketCounts(ISTIO_BUCKETS_MS, perBucket) };
+}
+
+/** Probability of each bucket (and of +Inf) for a log-normal latency through p50 and p99. */
+function bucketProbabilities(p50: number, p99: number): number[] {
+  const mu = Math.log(p50);
+  const sigma = (Math.log(p99) - mu) / Z99;
+  let below = 0;
+  const probabilities = ISTIO_BUCKETS_MS.map((bound) => {
+    const cdf = normalCdf((Math.log(bound) - mu) / sigma);
+    const p = Math.max(0, cdf - below);
+    below = Math.max(below, cdf);
+    return p;
+  });
+  return [...probabilities, Math.max(0, 1 - below)];
+}
+
+/** Φ(x), by the complementary error function of Numerical Recipes (erfc, relative error < 1.2e-7). */
+export function normalCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.5 * z);
+  const erfc =
+    t *
+    Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? 1 - erfc / 2 : erfc / 2;
+}
+
+function applyChange(world: { stable: ModelBehaviour; canary: ModelBehaviour; requestsPerSecond: number }, change: Scenario['changes'][number] | undefined): void {
+  if (change === undefined) return;
+  if (change.requestsPerSecond !== undefined) world.requestsPerSecond = change.requestsPerSecond;
+  if (change.stable !== undefined) world.stable = changed(world.stable, change.stable);
+  if (change.canary !== undefined) world.canary = changed(world.canary, change.canary);
+}
+
+function changed(model: ModelBehaviour, change: BehaviourChange): ModelBehaviour {
+  return {
+    errorRate: change.errorRate ?? model.errorRate,
+    latencyMs: { p50: change.latencyMs?.p50 ?? model.latencyMs.p50, p99: change.latencyMs?.p99 ?? model.latencyMs.p99 },
+  };
+}
+
+function measure(interval: VersionPair<Counts>): TimelineEntry['measured'] {
+  const one = (c: Counts): { requests: number; errorRate: number; p99Ms: number } => ({
+    requests: c.requests,
+    errorRate: c.requests > 0 ? c.errors / c.requests : NaN,
+    p99Ms: c.latency === undefined ? NaN : histogramQuantile(0.99, c.latency),
+  });
+  return { stable: one(interval.stable), canary: one(interval.canary) };
+}
+
+function emptyHistogram(): Histogram {
+  return { bounds: ISTIO_BUCKETS_MS, cumulative: new Array<number>(ISTIO_BUCKETS_MS.length + 1).fill(0) };
+}
+
+function emptyPair(): VersionPair<Counts> {
+  return { stable: { requests: 0, errors: 0, latency: emptyHistogram() }, canary: { requests: 0, errors: 0, latency: emptyHistogram() } };
+}
+
+function addInto(target: VersionPair<Counts>, more: VersionPair<Counts>): void {
+  for (const version of ['stable', 'canary'] as const) {
+    const t = target[version];
+    const m = more[version];
+    t.requests += m.requests;
+    t.errors += m.errors;
+    const tl = t.latency ?? emptyHistogram();
+    t.latency = { bounds: tl.bounds, cumulative: tl.cumulative.map((c, i) => c + (m.latency?.cumulative[i] ?? 0)) };
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
