@@ -9,6 +9,7 @@ import { parseAllDocuments } from 'yaml';
 import { checkModelCanary } from '../src/api/validate.ts';
 import { modelCanaryCrd } from '../src/api/crd.ts';
 import { sequentialTable } from './sequential.ts';
+import { rolloutTable, runRollouts, targets } from './rollouts.ts';
 
 const examples = ['fraud-detector-istio.yaml', 'chat-llm-vllm.yaml', 'recommender-gateway-api.yaml'].flatMap((file) =>
   parseAllDocuments(readFileSync(new URL(`../examples/${file}`, import.meta.url), 'utf8'))
@@ -43,3 +44,9 @@ process.stdout.write('| what | median µs per call | per second |\n| --- | ---: 
 for (const [what, micros] of rows) process.stdout.write(`| ${what} | ${micros.toFixed(1)} | ${Math.round(1e6 / micros).toLocaleString('en')} |\n`);
 
 process.stdout.write(`\nSequential test (bench/sequential.ts):\n\n${sequentialTable()}\n`);
+
+const SEEDS = 50;
+const started = performance.now();
+const rollouts = runRollouts(SEEDS);
+const seconds = (performance.now() - started) / 1000;
+process.stdout.write(`\nWhole rollouts in the simulator (bench/rollouts.ts, ${(rollouts.length * SEEDS).toLocaleString('en')} simulated rollouts in ${seconds.toFixed(1)} s):\n\n${rolloutTable(rollouts, SEEDS)}\n\nTargets:\n${targets(rollouts).map((t) => `- ${t}`).join('\n')}\n`);

@@ -1,10 +1,9 @@
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseAllDocuments, type Document } from 'yaml';
+import type { Document } from 'yaml';
 import { KIND } from '../api/modelcanary.ts';
 import { checkModelCanary, type Problem } from '../api/validate.ts';
 import { EXIT, type Io } from './io.ts';
+import { isRecord, readYamlFile } from './files.ts';
 
 const USAGE = `Usage: modelcanary validate FILE...
 
@@ -49,26 +48,13 @@ export async function runValidate(args: string[], io: Io): Promise<number> {
 }
 
 async function validateFile(file: string, io: Io, tally: Tally): Promise<void> {
-  let text: string;
-  try {
-    text = file === '-' ? await readStdin(io) : await readFile(resolve(io.cwd, file), 'utf8');
-  } catch (error) {
-    io.stderr.write(`${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+  const read = await readYamlFile(file, io);
+  if (!read.ok) {
+    for (const message of read.messages) io.stderr.write(`${message}\n`);
     tally.unreadable++;
     return;
   }
-  const documents = parseAllDocuments(text, { prettyErrors: true });
-  const list = Array.isArray(documents) ? documents : [];
-  const syntaxErrors = list.flatMap((d) => d.errors);
-  if (syntaxErrors.length > 0) {
-    for (const e of syntaxErrors) {
-      const pos = e.linePos?.[0];
-      const where = pos === undefined ? '' : `:${pos.line}:${pos.col}`;
-      io.stderr.write(`${file}${where}: not valid YAML: ${firstLine(e.message)}\n`);
-    }
-    tally.unreadable++;
-    return;
-  }
+  const list = read.documents;
   list.forEach((document, index) => {
     const value: unknown = document.toJS({ maxAliasCount: 100 });
     for (const { object, prefix } of objectsIn(value)) {
@@ -125,19 +111,4 @@ function inDocumentOrder(problems: Problem[], locate: (segments: (string | numbe
     .map((problem) => ({ problem, offset: locate(problem.segments) }))
     .sort((a, b) => a.offset - b.offset)
     .map(({ problem }) => problem);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** yaml's pretty message repeats the position and quotes the source; the prefix already says where. */
-function firstLine(text: string): string {
-  return (text.split('\n')[0] ?? text).replace(/ at line \d+, column \d+:?$/, '');
-}
-
-async function readStdin(io: Io): Promise<string> {
-  let text = '';
-  for await (const chunk of io.stdin) text += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
-  return text;
 }
