@@ -10,6 +10,8 @@ import { checkModelCanary } from '../src/api/validate.ts';
 import { modelCanaryCrd } from '../src/api/crd.ts';
 import { sequentialTable } from './sequential.ts';
 import { rolloutTable, runRollouts, targets } from './rollouts.ts';
+import { loadScenarios, recommended } from './scenarios.ts';
+import { simulate } from '../src/analysis/simulator.ts';
 
 const examples = ['fraud-detector-istio.yaml', 'chat-llm-vllm.yaml', 'recommender-gateway-api.yaml'].flatMap((file) =>
   parseAllDocuments(readFileSync(new URL(`../examples/${file}`, import.meta.url), 'utf8'))
@@ -33,10 +35,18 @@ function measure(calls: number, rounds: number, work: () => void): number {
   return perCall[Math.floor(perCall.length / 2)] ?? NaN;
 }
 
+// A rollout that never leaves its first step, so that the whole hour is simulated.
+const policy = recommended();
+const hourSpec = { ...policy.spec, analysis: { ...policy.spec.analysis, checksPerStep: 1000 } };
+const healthy = loadScenarios().find((s) => s.name === 'healthy');
+if (healthy === undefined) throw new Error('examples/scenarios/healthy.yaml is missing');
+const hourScenario = { ...healthy, requestsPerSecond: 1000, durationSeconds: 3600 };
+
 const rows: [string, number][] = [
   ['validate a valid ModelCanary (3 examples, each)', measure(2_000, 7, () => { for (const m of examples) checkModelCanary(m); }) / examples.length],
   ['validate an invalid ModelCanary (5 problems)', measure(2_000, 7, () => { for (const m of invalid) checkModelCanary(m); })],
   ['generate the CRD', measure(20, 7, () => modelCanaryCrd())],
+  ['simulate one hour at 1000 requests/s (120 checks, 240 watches)', measure(3, 5, () => simulate(hourSpec, hourScenario, { seed: 1 }))],
 ];
 
 process.stdout.write(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}\n\n`);

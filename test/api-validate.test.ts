@@ -39,6 +39,7 @@ const invalid: { name: string; edit: Edit; problems: [string, string][] }[] = [
   { name: 'metric name with capitals', edit: (m) => (m.spec.analysis.metrics[1].name = 'P99'), problems: [['spec.analysis.metrics[1].name', 'must be a DNS label: lower-case letters, digits and "-", starting and ending with a letter or digit']] },
   { name: 'no metrics', edit: (m) => (m.spec.analysis.metrics = []), problems: [['spec.analysis.metrics', 'must have at least 1 item']] },
   { name: 'interval without unit', edit: (m) => (m.spec.analysis.interval = '30'), problems: [['spec.analysis.interval', 'must be a duration such as 30s, 1m30s or 500ms (units h, m, s, ms)']] },
+  { name: 'watchInterval longer than interval', edit: (m) => (m.spec.analysis.watchInterval = '1m'), problems: [['spec.analysis.watchInterval', 'must not be longer than interval']] },
   { name: 'interval too long', edit: (m) => (m.spec.analysis.interval = '2h'), problems: [['spec.analysis.interval', 'must be between 1s and 1h']] },
   { name: 'metric window too short', edit: (m) => (m.spec.analysis.metrics[2].window = '500ms'), problems: [['spec.analysis.metrics[2].window', 'must be between 1s and 24h']] },
   { name: 'window on a built-in metric', edit: (m) => (m.spec.analysis.metrics[0].window = '1m'), problems: [['spec.analysis.metrics[0].window', 'unknown field; known fields: name, type, max']] },

@@ -431,6 +431,12 @@ const invalidCases: InvalidCase[] = [
     zod: 'spec.analysis.metrics[2].query: unknown template variable',
   },
   {
+    name: 'watchInterval longer than the interval',
+    edit: (s) => (s.analysis.watchInterval = '45s'),
+    cel: 'spec.analysis.watchInterval: must not be longer than interval',
+    zod: 'spec.analysis.watchInterval: must not be longer than interval',
+  },
+  {
     name: 'interval 2h',
     edit: (s) => (s.analysis.interval = '2h'),
     cel: 'spec.analysis.interval: must be between 1s and 1h',

@@ -65,7 +65,14 @@ export function decide(analysis: Analysis, state: AnalysisState, observation: Ob
   const thresholdVerdicts = analysis.metrics.map((metric) =>
     judgeMetric(metric, metric.type === 'prometheus' ? (observation.custom[metric.name] ?? { stable: NOT_FETCHED, canary: NOT_FETCHED }) : judged, analysis, traffic),
   );
-  const { evidence, verdicts } = applySequentialTest(analysis, state.evidence, freshCounts, countsOf(judged.stable), thresholdVerdicts);
+  // Requests the sequential test has not seen yet: the whole interval, unless watch() looked at part of it.
+  const unseen = observation.sinceLastWatch === undefined ? freshCounts : bothCounts(observation.sinceLastWatch);
+  const sequential = feedSequentialTests(analysis, state.evidence, unseen, countsOf(judged.stable));
+  const evidence = sequential.evidence;
+  const verdicts = thresholdVerdicts.map((verdict) => {
+    const rejection = sequential.rejections.get(verdict.name);
+    return rejection === undefined ? verdict : { ...verdict, verdict: 'fail' as const, severe: true, reason: `${rejection}; ${verdict.reason}` };
+  });
   const weight = weightAt(analysis, state);
   const counted: AnalysisState = { ...state, evidence, carried: undefined };
   const decision = (action: Action, next: AnalysisState, reason: string, nextWeight = weight, inconclusiveAlarm = false): Decision => ({
@@ -129,44 +136,59 @@ function sum(a: VersionPair<Counts>, b: VersionPair<Counts>): VersionPair<Counts
 }
 
 /**
- * Feeds this check's counts (since the previous check) into each metric's sequential tests
- * and turns a rejection into a failed, severe verdict: the test's false-alarm rate is already
- * bounded over the whole rollout, so waiting for more failed checks would only serve more
- * users a worse model.
+ * Between checks: feeds the requests since the last look into the sequential tests, and rolls
+ * back at once if one of them rejects. Nothing else is judged here: thresholds need the whole
+ * interval's requests, the sequential test's guarantee holds however often it looks.
  */
-function applySequentialTest(
+export function watch(analysis: Analysis, state: AnalysisState, counts: VersionPair<Counts>): { state: AnalysisState; rollback?: Decision } {
+  const sequential = feedSequentialTests(analysis, state.evidence, counts, counts.stable);
+  const next = { ...state, evidence: sequential.evidence };
+  if (sequential.rejections.size === 0) return { state: next };
+  const verdicts: MetricVerdict[] = [...sequential.rejections].map(([name, reason]) => ({
+    name,
+    type: analysis.metrics.find((m) => m.name === name)?.type ?? 'errorRate',
+    verdict: 'fail',
+    severe: true,
+    reason,
+  }));
+  const reason = `rolled back at once: ${verdicts.map((v) => `${v.name}: ${v.reason}`).join('; ')}`;
+  const failed = { ...next, failedChecks: next.failedChecks + 1 };
+  return { state: failed, rollback: { action: 'rollback', weight: 0, state: failed, verdicts, reason, inconclusiveAlarm: false } };
+}
+
+/**
+ * Adds requests to each metric's sequential tests and says which metrics' tests reject. A
+ * rejection rolls back at once: the false-alarm rate is already bounded over the whole
+ * rollout, so waiting for more failed checks would only serve more users a worse model.
+ */
+function feedSequentialTests(
   analysis: Analysis,
   previous: readonly Evidence[],
   fresh: VersionPair<Counts> | undefined,
   stableJudged: Counts | undefined,
-  verdicts: MetricVerdict[],
-): { evidence: Evidence[]; verdicts: MetricVerdict[] } {
+): { evidence: Evidence[]; rejections: Map<string, string> } {
   const settings = analysis.sequentialTest;
-  if (!settings.enabled) return { evidence: [...previous], verdicts };
+  const rejections = new Map<string, string>();
+  if (!settings.enabled) return { evidence: [...previous], rejections };
   const evidence: Evidence[] = [];
-  const judged = verdicts.map((verdict, i) => {
-    const metric = analysis.metrics[i];
-    if (metric === undefined || metric.type === 'prometheus') return verdict;
+  for (const metric of analysis.metrics) {
     const tests = testsOf(metric);
     // Latency runs two tests (body and tail of the distribution), each at half the false-alarm rate.
     const alpha = settings.falseAlarmRate / tests.length;
-    let rejected: Evidence | undefined;
     for (const test of tests) {
       const before = previous.find((e) => e.metric === metric.name && e.quantile === test.quantile) ?? test;
       const after = fresh === undefined ? before : accumulate(before, fresh, stableJudged, settings.toleratedRatio);
       evidence.push(after);
-      if (rejected === undefined && rejects(after, alpha)) rejected = after;
+      if (!rejections.has(metric.name) && rejects(after, alpha)) rejections.set(metric.name, rejectionReason(after, alpha, settings.toleratedRatio));
     }
-    if (rejected === undefined) return verdict;
-    const what = rejected.events === 'errors' ? '5xx rate' : `share of requests slower than ${formatValue(rejected.boundMs ?? NaN)} ms`;
-    return {
-      ...verdict,
-      verdict: 'fail' as const,
-      severe: true,
-      reason: `the sequential test finds the canary's ${what} above ${settings.toleratedRatio === 1 ? '' : `${settings.toleratedRatio}× `}stable's: likelihood ratio ${formatValue(Math.exp(logMixture(rejected)))} ≥ ${formatValue(1 / alpha)} (canary ${rejected.canaryEvents} vs stable ${rejected.stableEvents} events so far); ${verdict.reason}`,
-    };
-  });
-  return { evidence, verdicts: judged };
+  }
+  return { evidence, rejections };
+}
+
+function rejectionReason(evidence: Evidence, alpha: number, toleratedRatio: number): string {
+  const what = evidence.events === 'errors' ? '5xx rate' : `share of requests slower than ${formatValue(evidence.boundMs ?? NaN)} ms`;
+  const than = toleratedRatio === 1 ? "stable's" : `${toleratedRatio}× stable's`;
+  return `the sequential test finds the canary's ${what} above ${than}: likelihood ratio ${formatValue(Math.exp(logMixture(evidence)))} ≥ ${formatValue(1 / alpha)} (canary ${evidence.canaryEvents} vs stable ${evidence.stableEvents} events so far)`;
 }
 
 /** The tests a metric starts with: errors for errorRate; for latency, requests slower than stable's median and than stable's checked quantile. */

@@ -33,6 +33,11 @@ export interface Observation {
    * needs every request exactly once, which overlapping windows would break.
    */
   sinceLastCheck: VersionPair<Sample>;
+  /**
+   * The part of sinceLastCheck that the sequential test has not seen yet, when watch() looked
+   * at the rest between checks. Left out, it is all of sinceLastCheck.
+   */
+  sinceLastWatch?: VersionPair<Sample> | undefined;
   /** Per custom (prometheus) metric, each version's value over the metric's window. */
   custom: Record<string, VersionPair<Sample>>;
 }

@@ -3,12 +3,12 @@
 // multinomial latency over the histogram buckets), so an hour at 1000 requests/s takes
 // milliseconds. The decisions come from the same `decide` the controller calls.
 
-import type { Analysis, ModelCanarySpec } from '../api/modelcanary.ts';
+import { watchIntervalMs, type Analysis, type ModelCanarySpec } from '../api/modelcanary.ts';
 import type { Phase } from '../api/status.ts';
 import type { BehaviourChange, ModelBehaviour, Scenario } from '../api/scenario.ts';
-import { decide, startState, weightAt, type Action, type EngineOptions } from './engine.ts';
+import { decide, startState, watch, weightAt, type Action, type Decision, type EngineOptions } from './engine.ts';
 import { fromBucketCounts, histogramQuantile, ISTIO_BUCKETS_MS, type Histogram } from './histogram.ts';
-import type { Counts, Observation, VersionPair } from './observation.ts';
+import type { Counts, Sample, VersionPair } from './observation.ts';
 import { binomial, multinomial, poisson, seeded, type Random } from './random.ts';
 import type { MetricVerdict } from './verdicts.ts';
 
@@ -29,6 +29,9 @@ export interface TimelineEntry {
 export interface SimulationResult {
   scenario: string;
   seed: number;
+  /** Seconds between checks, and the canary weight before the first decision. */
+  intervalSeconds: number;
+  startWeight: number;
   outcome: Outcome;
   endedAtSeconds: number;
   finalWeight: number;
@@ -53,48 +56,74 @@ export function simulate(spec: ModelCanarySpec, scenario: Scenario, options: Sim
   const skippedMetrics = spec.analysis.metrics.filter((m) => m.type === 'prometheus').map((m) => m.name);
   const analysis: Analysis = { ...spec.analysis, metrics: spec.analysis.metrics.filter((m) => m.type !== 'prometheus') };
   const intervalSeconds = analysis.interval / 1000;
+  const watchSeconds = watchIntervalMs(analysis) / 1000;
   const changes = scenario.changes.toSorted((a, b) => a.atSeconds - b.atSeconds);
   const world = { stable: scenario.stable, canary: scenario.canary, requestsPerSecond: scenario.requestsPerSecond };
   let applied = 0;
   let state = startState();
   const timeline: TimelineEntry[] = [];
   const totals = { requests: { stable: 0, canary: 0 }, errors: { stable: 0, canary: 0 }, excess: 0 };
-  let outcome: Outcome = 'timeout';
   let now = 0;
 
-  while (now + intervalSeconds <= scenario.durationSeconds + 1e-9) {
-    const weight = weightAt(analysis, state);
-    const interval = emptyPair();
-    // Split the interval where changes happen, so a change takes effect when it is scheduled.
-    let segmentStart = now;
-    const end = now + intervalSeconds;
-    while (segmentStart < end) {
-      while (applied < changes.length && (changes[applied]?.atSeconds ?? Infinity) <= segmentStart) applyChange(world, changes[applied++]);
-      const segmentEnd = Math.min(end, changes[applied]?.atSeconds ?? Infinity);
-      const drawn = drawSegment(random, world, weight, segmentEnd - segmentStart);
-      addInto(interval, drawn);
+  /** Draws the requests of [from, to), splitting where scheduled changes take effect. */
+  const drawSpan = (from: number, to: number, weight: number): VersionPair<Counts> => {
+    const span = emptyPair();
+    for (let start = from; start < to; ) {
+      while (applied < changes.length && (changes[applied]?.atSeconds ?? Infinity) <= start) applyChange(world, changes[applied++]);
+      const end = Math.min(to, changes[applied]?.atSeconds ?? Infinity);
+      const drawn = drawSegment(random, world, weight, end - start);
+      addInto(span, drawn);
       totals.excess += drawn.canary.requests * world.stable.errorRate;
-      segmentStart = segmentEnd;
+      start = end;
     }
-    now = end;
     for (const version of ['stable', 'canary'] as const) {
-      totals.requests[version] += interval[version].requests;
-      totals.errors[version] += interval[version].errors;
+      totals.requests[version] += span[version].requests;
+      totals.errors[version] += span[version].errors;
     }
-
-    const decision = decide(analysis, state, observe(interval), options);
-    state = decision.state;
+    return span;
+  };
+  const record = (at: number, decision: Decision, interval: VersionPair<Counts>): boolean => {
     const phase: Phase = decision.action === 'promote' ? 'Succeeded' : decision.action === 'rollback' ? 'RolledBack' : 'Progressing';
-    timeline.push({ atSeconds: round(now), phase, weight: decision.weight, action: decision.action, reason: decision.reason, measured: measure(interval), verdicts: decision.verdicts });
-    if (decision.action === 'promote') outcome = 'promoted';
-    if (decision.action === 'rollback') outcome = 'rolledBack';
-    if (outcome !== 'timeout') break;
+    timeline.push({ atSeconds: round(at), phase, weight: decision.weight, action: decision.action, reason: decision.reason, measured: measure(interval), verdicts: decision.verdicts });
+    return decision.action === 'promote' || decision.action === 'rollback';
+  };
+
+  let ended = false;
+  while (!ended && now + intervalSeconds <= scenario.durationSeconds + 1e-9) {
+    const weight = weightAt(analysis, state);
+    const checkAt = now + intervalSeconds;
+    const interval = emptyPair();
+    let unseen = emptyPair();
+    // Between checks the sequential test looks every watchInterval; the check judges the whole interval.
+    for (;;) {
+      const until = Math.min(checkAt, now + watchSeconds);
+      const drawn = drawSpan(now, until, weight);
+      addInto(interval, drawn);
+      addInto(unseen, drawn);
+      now = until;
+      if (now >= checkAt - 1e-9) break;
+      const watched = watch(analysis, state, unseen);
+      state = watched.state;
+      unseen = emptyPair();
+      if (watched.rollback !== undefined) {
+        ended = record(now, watched.rollback, interval);
+        break;
+      }
+    }
+    if (ended) break;
+    now = checkAt;
+    const decision = decide(analysis, state, { sinceLastCheck: asSamples(interval), sinceLastWatch: asSamples(unseen), custom: {} }, options);
+    state = decision.state;
+    ended = record(now, decision, interval);
   }
 
   const last = timeline.at(-1);
+  const outcome: Outcome = last?.action === 'promote' ? 'promoted' : last?.action === 'rollback' ? 'rolledBack' : 'timeout';
   return {
     scenario: scenario.name,
     seed,
+    intervalSeconds,
+    startWeight: weightAt(analysis, startState()),
     outcome,
     endedAtSeconds: outcome === 'timeout' ? round(now) : (last?.atSeconds ?? 0),
     finalWeight: last?.weight ?? weightAt(analysis, state),
@@ -106,9 +135,8 @@ export function simulate(spec: ModelCanarySpec, scenario: Scenario, options: Sim
   };
 }
 
-/** What the provider would return: each version's counts since the previous check. */
-function observe(interval: VersionPair<Counts>): Observation {
-  return { sinceLastCheck: { stable: { kind: 'counts', counts: interval.stable }, canary: { kind: 'counts', counts: interval.canary } }, custom: {} };
+function asSamples(pair: VersionPair<Counts>): VersionPair<Sample> {
+  return { stable: { kind: 'counts', counts: pair.stable }, canary: { kind: 'counts', counts: pair.canary } };
 }
 
 function drawSegment(random: Random, world: { stable: ModelBehaviour; canary: ModelBehaviour; requestsPerSecond: number }, weight: number, seconds: number): VersionPair<Counts> {

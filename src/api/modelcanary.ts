@@ -339,9 +339,19 @@ const steps = annotate(
   },
 );
 
+interface IntervalShape {
+  interval: number;
+  watchInterval?: number | undefined;
+}
+
 export const Analysis = annotate(
   z.strictObject({
     interval: duration('How often each step is checked.', '1s', '1h').prefault('30s'),
+    watchInterval: duration(
+      'How often the sequential test looks at new requests between checks, so that a bad canary is rolled back without waiting for the next check; its false-alarm rate holds however often it looks. At most the interval. Default: 10s, or the interval when shorter.',
+      '1s',
+      '1h',
+    ).optional(),
     steps,
     failureThreshold: annotate(z.int().min(1).max(100), {
       description: 'Failed checks that roll the canary back. A severe spike rolls back at once without waiting for it.',
@@ -376,9 +386,24 @@ export const Analysis = annotate(
       extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] },
     }),
   }),
-  { description: 'How each step is judged.' },
+  {
+    description: 'How each step is judged.',
+    rules: [
+      rule<IntervalShape>(
+        '!has(self.watchInterval) || duration(self.watchInterval) <= duration(self.interval)',
+        'must not be longer than interval',
+        (a) => a.watchInterval === undefined || a.watchInterval <= a.interval,
+        ['watchInterval'],
+      ),
+    ],
+  },
 );
 export type Analysis = z.output<typeof Analysis>;
+
+/** How often the sequential test looks between checks, in milliseconds. */
+export function watchIntervalMs(analysis: Analysis): number {
+  return analysis.watchInterval ?? Math.min(10_000, analysis.interval);
+}
 
 // ── Metrics provider ────────────────────────────────────────────────────────────────────
 

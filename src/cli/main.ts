@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { EXIT, type Io } from './io.ts';
 import { runValidate } from './validate.ts';
 import { runCrds } from './crds.ts';
+import { runSimulate } from './simulate.ts';
 
 const USAGE = `modelcanary: progressive canary rollouts for ML models on Kubernetes
 
@@ -11,7 +12,7 @@ Commands:
   validate FILE...    check ModelCanary manifests (multi-document YAML; - reads stdin)
   crds [--write]      print the ModelCanary CRD (--write: update crds/ and the README reference)
   run                 the controller                                  (not built yet)
-  simulate            the analysis engine against a simulated model   (not built yet)
+  simulate            the analysis engine against simulated models, in virtual time
   backtest            the analysis against Prometheus history         (not built yet)
   route               the route object the controller would write    (not built yet)
   demo                a full rollout on this machine, no cluster      (not built yet)
@@ -23,7 +24,6 @@ Options:
 
 const NOT_BUILT: Record<string, string> = {
   run: 'the controller runtime',
-  simulate: 'the analysis engine and simulator',
   backtest: 'the Prometheus provider and backtest',
   route: 'the traffic routers',
   demo: 'the demo',
@@ -46,6 +46,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return runValidate(args, io);
     case 'crds':
       return runCrds(args, io);
+    case 'simulate':
+      return runSimulate(args, io);
     default:
       if (Object.hasOwn(NOT_BUILT, command)) {
         io.stderr.write(`modelcanary ${command}: not built yet (${NOT_BUILT[command] ?? command} is an open issue; see "What works today" in the README)\n`);

@@ -1,0 +1,84 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ROOT } from './helpers/manifests.ts';
+
+const root = fileURLToPath(ROOT);
+const CANARY = 'examples/scenarios/canary.yaml';
+
+function modelcanary(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(root, 'bin/modelcanary.js'), ...args], { cwd: root }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr });
+    });
+  });
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'modelcanary-simulate-'));
+after(() => {
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+test('simulate prints a timeline that ends in the outcome, and exits 0 whatever the outcome', async () => {
+  const run = await modelcanary(['simulate', '--canary', CANARY, '--scenario', 'examples/scenarios/error-spike-at-10.yaml']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^scenario error-spike-at-10 · seed 1 · ModelCanary ml-serving\/fraud-detector$/m);
+  assert.match(run.stdout, /^ +10s +0 % +rollback +rolled back at once: error-rate: the sequential test finds the canary's 5xx rate above stable's/m);
+  assert.match(run.stdout, /^outcome: rolled back at 10s, canary weight 0 %$/m);
+});
+
+test('--json has the documented keys, and --seed changes the draw but not the verdict', async () => {
+  const runs = await Promise.all([1, 2].map((seed) => modelcanary(['simulate', '--canary', CANARY, '--scenario', 'examples/scenarios/healthy.yaml', '--json', '--seed', String(seed)])));
+  const [one, two] = runs.map((r): any => JSON.parse(r.stdout));
+  for (const key of ['scenario', 'seed', 'outcome', 'endedAtSeconds', 'finalWeight', 'requests', 'errors', 'timeline']) assert.ok(key in one, key);
+  assert.equal(one.scenario, 'healthy');
+  assert.equal(one.outcome, 'promoted');
+  assert.equal(one.finalWeight, 100);
+  assert.deepEqual(Object.keys(one.requests), ['stable', 'canary']);
+  assert.deepEqual(Object.keys(one.timeline[0]).slice(0, 4), ['atSeconds', 'phase', 'weight', 'action']);
+  assert.equal(one.timeline[0].phase, 'Progressing');
+  assert.equal(typeof one.timeline[0].reason, 'string');
+  assert.equal(two.seed, 2);
+  assert.notDeepEqual(one.requests, two.requests);
+  assert.equal(two.outcome, 'promoted');
+});
+
+test('--svg writes a chart', async () => {
+  const out = join(scratch, 'chart.svg');
+  const run = await modelcanary(['simulate', '--canary', CANARY, '--scenario', 'examples/scenarios/latency-regression.yaml', '--svg', out]);
+  assert.equal(run.code, 0, run.stderr);
+  const svg = readFileSync(out, 'utf8');
+  assert.match(svg, /^<svg|^<\?xml/);
+  assert.match(svg, /latency-regression/);
+});
+
+test('an invalid scenario exits 1 naming the field', async () => {
+  const bad = join(scratch, 'bad.yaml');
+  writeFileSync(bad, 'name: x\ndurationSeconds: 60\nrequestsPerSecond: 5\nstable: {errorRate: 0.001, latencyMs: {p50: 40, p99: 30}}\ncanary: {errorRate: 2, latencyMs: {p50: 40, p99: 180}}\n');
+  const run = await modelcanary(['simulate', '--canary', CANARY, '--scenario', bad]);
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /bad\.yaml: canary\.errorRate: must be at most 1/);
+  assert.match(run.stderr, /bad\.yaml: stable\.latencyMs\.p99: p99 must be greater than p50/);
+});
+
+test('an invalid canary exits 1, an unreadable file exits 2', async () => {
+  const invalid = await modelcanary(['simulate', '--canary', 'examples/invalid/fraud-detector-mistakes.yaml', '--scenario', 'examples/scenarios/healthy.yaml']);
+  assert.equal(invalid.code, 1);
+  assert.match(invalid.stderr, /spec\.analysis\.failureThresold: unknown field/);
+  const missing = await modelcanary(['simulate', '--canary', CANARY, '--scenario', join(scratch, 'nope.yaml')]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /nope\.yaml: cannot read: ENOENT/);
+  const usage = await modelcanary(['simulate', '--canary', CANARY]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /--canary and --scenario are required/);
+});
+
+test('custom PromQL metrics are said to be left out of the simulation', async () => {
+  const run = await modelcanary(['simulate', '--canary', 'examples/chat-llm-vllm.yaml', '--scenario', 'examples/scenarios/healthy.yaml']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^not simulated \(custom PromQL\): ttft-p95$/m);
+});
