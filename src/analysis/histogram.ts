@@ -61,11 +61,6 @@ export function fromBucketCounts(bounds: readonly number[], perBucket: readonly 
   return { bounds, cumulative: perBucket.map((n) => (running += n)) };
 }
 
-/** The difference of two cumulative snapshots, as increase() over a window gives. */
-export function subtract(later: Histogram, earlier: Histogram): Histogram {
-  return { bounds: later.bounds, cumulative: later.cumulative.map((c, i) => c - (earlier.cumulative[i] ?? 0)) };
-}
-
 /** Scrapes of counters taken at slightly different moments can dip; Prometheus flattens such dips. */
 function monotonic(cumulative: readonly number[]): number[] {
   let highest = 0;

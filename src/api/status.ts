@@ -10,11 +10,6 @@ export const Phase = annotate(z.enum(PHASES), {
 });
 export type Phase = z.output<typeof Phase>;
 
-/** Phases in which a rollout has ended and waits for a new spec generation. */
-export function isTerminal(phase: Phase): boolean {
-  return phase === 'Succeeded' || phase === 'RolledBack' || phase === 'Failed';
-}
-
 export const VERDICTS = ['pass', 'fail', 'inconclusive', 'error'] as const;
 export const Verdict = annotate(z.enum(VERDICTS), {
   description: 'pass; fail (measured bad); inconclusive (too little evidence: too few requests, no data, NaN); error (could not measure).',
