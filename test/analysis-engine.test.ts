@@ -4,7 +4,7 @@ import { checkModelCanary } from '../src/api/validate.ts';
 import type { Analysis } from '../src/api/modelcanary.ts';
 import { decide, startState, watch, type AnalysisState, type Decision } from '../src/analysis/engine.ts';
 import { fromBucketCounts, ISTIO_BUCKETS_MS } from '../src/analysis/histogram.ts';
-import type { Counts, Observation, Sample } from '../src/analysis/observation.ts';
+import type { Counts, Observation, Sample } from '../src/api/observation.ts';
 import { istioManifest } from './helpers/manifests.ts';
 
 /** The analysis of the base manifest, with edits, parsed as the controller would. */

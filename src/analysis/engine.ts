@@ -5,7 +5,7 @@
 import type { Analysis, Metric } from '../api/modelcanary.ts';
 import type { Evidence } from '../api/status.ts';
 import { boundAtOrAbove, countAbove, histogramQuantile } from './histogram.ts';
-import { addCounts, countsOf, type Counts, type Observation, type Sample, type VersionPair } from './observation.ts';
+import { addCounts, countsOf, type Counts, type Observation, type Sample, type VersionPair } from '../api/observation.ts';
 import { logMixture, noEvidence, RATIO_GRID, rejects, update } from './sequential.ts';
 import { judgeMetric, type MetricVerdict } from './verdicts.ts';
 import { formatValue } from './format.ts';

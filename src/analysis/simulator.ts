@@ -8,7 +8,7 @@ import type { Phase } from '../api/status.ts';
 import type { BehaviourChange, ModelBehaviour, Scenario } from '../api/scenario.ts';
 import { decide, startState, watch, weightAt, type Action, type Decision, type EngineOptions } from './engine.ts';
 import { fromBucketCounts, histogramQuantile, ISTIO_BUCKETS_MS, type Histogram } from './histogram.ts';
-import type { Counts, Sample, VersionPair } from './observation.ts';
+import type { Counts, Sample, VersionPair } from '../api/observation.ts';
 import { binomial, multinomial, poisson, seeded, type Random } from './random.ts';
 import type { MetricVerdict } from './verdicts.ts';
 

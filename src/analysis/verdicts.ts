@@ -3,7 +3,7 @@
 import type { Analysis, Metric } from '../api/modelcanary.ts';
 import type { Verdict } from '../api/status.ts';
 import { histogramQuantile } from './histogram.ts';
-import type { Counts, Sample, VersionPair } from './observation.ts';
+import type { Counts, Sample, VersionPair } from '../api/observation.ts';
 import { formatMs, formatRatio, formatValue } from './format.ts';
 
 export interface MetricVerdict {

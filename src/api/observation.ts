@@ -1,7 +1,14 @@
 // What the engine is shown at each check: counts and values per version, in our own terms.
-// The metrics provider (live or historical) and the simulator both produce these.
+// The metrics provider (live or historical) and the simulator produce these; the engine
+// judges them. They live in api because both sides speak them.
 
-import type { Histogram } from './histogram.ts';
+/** Latency bucket counts as Istio exports them (istio_request_duration_milliseconds_bucket). */
+export interface Histogram {
+  /** Finite upper bounds in milliseconds, ascending. */
+  bounds: readonly number[];
+  /** Cumulative counts: cumulative[i] requests took at most bounds[i]; the last entry (+Inf) is the total. */
+  cumulative: readonly number[];
+}
 
 export interface Counts {
   requests: number;

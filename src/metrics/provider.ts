@@ -1,0 +1,32 @@
+// The controller's eyes, in our own terms: counts per version, and single values.
+
+import type { Sample } from '../api/observation.ts';
+
+/** Exact label values that select one version's series in Istio's standard metrics. */
+export interface VersionSelector {
+  /** The caller's name for this version, e.g. "ml-serving/fraud-detector/canary". */
+  key: string;
+  labels: Readonly<Record<string, string>>;
+}
+
+export interface MetricsProvider {
+  /**
+   * Each selected version's requests, 5xx answers and latency bucket counts over the window
+   * ending at `at`. Selectors that share label names are answered by one query per metric
+   * family, however many there are.
+   */
+  counts(selectors: readonly VersionSelector[], windowMs: number, at: Date): Promise<Map<string, Sample>>;
+  /** One number from a PromQL query evaluated at `at`. */
+  value(query: string, at: Date): Promise<Sample>;
+}
+
+/** A provider with nothing to say: every answer is "no data". */
+export class NopMetricsProvider implements MetricsProvider {
+  counts(selectors: readonly VersionSelector[]): Promise<Map<string, Sample>> {
+    return Promise.resolve(new Map(selectors.map((s) => [s.key, { kind: 'noData', reason: 'no metrics provider' }])));
+  }
+
+  value(): Promise<Sample> {
+    return Promise.resolve({ kind: 'noData', reason: 'no metrics provider' });
+  }
+}
