@@ -3,6 +3,7 @@ import { EXIT, type Io } from './io.ts';
 import { runValidate } from './validate.ts';
 import { runCrds } from './crds.ts';
 import { runSimulate } from './simulate.ts';
+import { runBacktest } from './backtest.ts';
 
 const USAGE = `modelcanary: progressive canary rollouts for ML models on Kubernetes
 
@@ -13,7 +14,7 @@ Commands:
   crds [--write]      print the ModelCanary CRD (--write: update crds/ and the README reference)
   run                 the controller                                  (not built yet)
   simulate            the analysis engine against simulated models, in virtual time
-  backtest            the analysis against Prometheus history         (not built yet)
+  backtest            the analysis replayed against Prometheus history
   route               the route object the controller would write    (not built yet)
   demo                a full rollout on this machine, no cluster      (not built yet)
 
@@ -24,7 +25,6 @@ Options:
 
 const NOT_BUILT: Record<string, string> = {
   run: 'the controller runtime',
-  backtest: 'the Prometheus provider and backtest',
   route: 'the traffic routers',
   demo: 'the demo',
 };
@@ -48,6 +48,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return runCrds(args, io);
     case 'simulate':
       return runSimulate(args, io);
+    case 'backtest':
+      return runBacktest(args, io);
     default:
       if (Object.hasOwn(NOT_BUILT, command)) {
         io.stderr.write(`modelcanary ${command}: not built yet (${NOT_BUILT[command] ?? command} is an open issue; see "What works today" in the README)\n`);

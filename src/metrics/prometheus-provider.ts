@@ -1,0 +1,145 @@
+// Evidence from Istio's standard metrics, batched: one query per metric family answers for
+// every version of every ModelCanary whose selectors use the same label names, and the
+// answer is split per version here. A thousand ModelCanaries cost three queries, not six
+// thousand.
+
+import type { Counts, Histogram, Sample } from '../api/observation.ts';
+import type { MetricsProvider, VersionSelector } from './provider.ts';
+import type { PrometheusClient, QueryResult, Series } from './prometheus-client.ts';
+import { alternation, escapeString, promDuration, renderMatchers } from './promql.ts';
+
+export interface IstioMetricsOptions {
+  /** Which proxy's view to count; the destination sidecar sees every request the version served. */
+  reporter?: 'destination' | 'source';
+}
+
+interface Group {
+  labelNames: string[];
+  selectors: VersionSelector[];
+}
+
+export class PrometheusMetricsProvider implements MetricsProvider {
+  private readonly client: PrometheusClient;
+  private readonly reporter: string;
+
+  constructor(client: PrometheusClient, options: IstioMetricsOptions = {}) {
+    this.client = client;
+    this.reporter = options.reporter ?? 'destination';
+  }
+
+  async counts(selectors: readonly VersionSelector[], windowMs: number, at: Date): Promise<Map<string, Sample>> {
+    const answers = new Map<string, Sample>();
+    await Promise.all(
+      groupByLabelNames(selectors).map(async (group) => {
+        const queries = builtinQueries(group, windowMs, this.reporter);
+        const [requests, errors, buckets] = await Promise.all([
+          this.client.query(queries.requests, at),
+          this.client.query(queries.errors, at),
+          this.client.query(queries.buckets, at),
+        ]);
+        for (const [key, sample] of split(group, requests, errors, buckets, windowMs)) answers.set(key, sample);
+      }),
+    );
+    return answers;
+  }
+
+  async value(query: string, at: Date): Promise<Sample> {
+    const result = await this.client.query(query, at);
+    switch (result.kind) {
+      case 'error':
+        return { kind: 'error', message: result.message };
+      case 'scalar':
+        return toValue(result.value);
+      case 'vector': {
+        const [only, ...more] = result.series;
+        if (only === undefined) return { kind: 'noData', reason: 'the query returned no series' };
+        if (more.length > 0) return { kind: 'error', message: `the query returned ${result.series.length} series; a check needs one number: aggregate it, e.g. sum(…)` };
+        return toValue(only.value);
+      }
+    }
+  }
+}
+
+/** NaN is Prometheus's answer to 0/0 and to a quantile of no traffic: nothing measured, not a value. */
+function toValue(value: number): Sample {
+  return Number.isNaN(value) ? { kind: 'noData', reason: 'the query returned NaN (no traffic in the window?)' } : { kind: 'value', value };
+}
+
+export function groupByLabelNames(selectors: readonly VersionSelector[]): Group[] {
+  const groups = new Map<string, Group>();
+  for (const selector of selectors) {
+    const labelNames = Object.keys(selector.labels).sort();
+    const id = labelNames.join(',');
+    const group = groups.get(id) ?? { labelNames, selectors: [] };
+    group.selectors.push(selector);
+    groups.set(id, group);
+  }
+  return [...groups.values()];
+}
+
+/** The three queries of a group; each label is narrowed to the values its versions use. */
+export function builtinQueries(group: Group, windowMs: number, reporter: string): { requests: string; errors: string; buckets: string } {
+  const narrow = group.labelNames.map((name) => `${name}=~"${escapeString(alternation(group.selectors.map((s) => s.labels[name] ?? '')))}"`);
+  const selector = (extra: string[]): string => `{${[`reporter="${escapeString(reporter)}"`, ...extra, ...narrow].join(',')}}`;
+  const by = group.labelNames.join(',');
+  const window = promDuration(windowMs);
+  return {
+    requests: `sum by (${by}) (increase(istio_requests_total${selector([])}[${window}]))`,
+    errors: `sum by (${by}) (increase(istio_requests_total${selector(['response_code=~"5.."'])}[${window}]))`,
+    buckets: `sum by (${by},le) (increase(istio_request_duration_milliseconds_bucket${selector([])}[${window}]))`,
+  };
+}
+
+function split(group: Group, requests: QueryResult, errors: QueryResult, buckets: QueryResult, windowMs: number): Map<string, Sample> {
+  const out = new Map<string, Sample>();
+  const failed = [requests, errors, buckets].find((r) => r.kind !== 'vector');
+  if (failed !== undefined) {
+    const message = failed.kind === 'error' ? failed.message : 'expected an instant vector';
+    for (const s of group.selectors) out.set(s.key, { kind: 'error', message });
+    return out;
+  }
+  const id = (labels: Readonly<Record<string, string>>): string => JSON.stringify(group.labelNames.map((n) => labels[n] ?? ''));
+  const byId = (result: QueryResult): Map<string, Series[]> => {
+    const map = new Map<string, Series[]>();
+    for (const series of result.kind === 'vector' ? result.series : []) map.set(id(series.labels), [...(map.get(id(series.labels)) ?? []), series]);
+    return map;
+  };
+  const requestSeries = byId(requests);
+  const errorSeries = byId(errors);
+  const bucketSeries = byId(buckets);
+  for (const selector of group.selectors) {
+    const key = id(selector.labels);
+    const served = requestSeries.get(key);
+    if (served === undefined) {
+      out.set(selector.key, { kind: 'noData', reason: `no istio_requests_total series for {${renderMatchers(selector.labels)}} in the last ${promDuration(windowMs)}` });
+      continue;
+    }
+    const counts: Counts = {
+      requests: count(served),
+      errors: count(errorSeries.get(key) ?? []),
+      latency: histogram(bucketSeries.get(key) ?? []),
+    };
+    out.set(selector.key, { kind: 'counts', counts });
+  }
+  return out;
+}
+
+/** increase() extrapolates to the window's edges; a count of requests is still a whole number. */
+function count(series: readonly Series[]): number {
+  const total = series.reduce((sum, s) => sum + (Number.isFinite(s.value) ? s.value : 0), 0);
+  return Math.max(0, Math.round(total));
+}
+
+function histogram(series: readonly Series[]): Histogram | undefined {
+  if (series.length === 0) return undefined;
+  const byBound = new Map<number, number>();
+  for (const s of series) {
+    const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+    if (!Number.isNaN(le)) byBound.set(le, (byBound.get(le) ?? 0) + (Number.isFinite(s.value) ? s.value : 0));
+  }
+  const bounds = [...byBound.keys()].filter((b) => Number.isFinite(b)).sort((a, b) => a - b);
+  const infinite = byBound.get(Infinity);
+  if (infinite === undefined) return undefined;
+  // Not rounded: the engine's quantile must equal Prometheus's histogram_quantile on the same increase().
+  return { bounds, cumulative: [...bounds.map((b) => byBound.get(b) ?? 0), infinite] };
+}
