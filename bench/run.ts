@@ -10,6 +10,7 @@ import { checkModelCanary } from '../src/api/validate.ts';
 import { modelCanaryCrd } from '../src/api/crd.ts';
 import { sequentialTable } from './sequential.ts';
 import { rolloutTable, runRollouts, targets } from './rollouts.ts';
+import { prometheusTable } from './prometheus.ts';
 import { loadScenarios, recommended } from './scenarios.ts';
 import { simulate } from '../src/analysis/simulator.ts';
 
@@ -60,3 +61,5 @@ const started = performance.now();
 const rollouts = runRollouts(SEEDS);
 const seconds = (performance.now() - started) / 1000;
 process.stdout.write(`\nWhole rollouts in the simulator (bench/rollouts.ts, ${(rollouts.length * SEEDS).toLocaleString('en')} simulated rollouts in ${seconds.toFixed(1)} s):\n\n${rolloutTable(rollouts, SEEDS)}\n\nTargets:\n${targets(rollouts).map((t) => `- ${t}`).join('\n')}\n`);
+
+process.stdout.write(`\nBatching against the real Prometheus (bench/prometheus.ts):\n\n${await prometheusTable()}\n`);

@@ -244,3 +244,39 @@ test('credentials and extra headers are sent, and the address is shown without c
   await new PrometheusClient({ address: `http://127.0.0.1:${port}`, credentials: { kind: 'bearer', token: 't0k3n' } }).query('up', AT);
   assert.deepEqual(seen, [`Basic ${Buffer.from('reader:s3cret').toString('base64')} ml-platform`, 'Bearer t0k3n ']);
 });
+
+test('a live scrape: counts of a running exporter answer within the test', { skip: PROMETHEUS_MISSING }, async () => {
+  // An Istio sidecar as a tiny exporter: stable serves 9 requests for every canary 1, growing as we go.
+  let served = 0;
+  const exporter = createServer((_request, response) => {
+    served += 100;
+    const lines = ['# TYPE istio_requests_total counter'];
+    for (const [revision, share] of [['v1', 0.9], ['v2', 0.1]] as const) {
+      lines.push(`istio_requests_total{${fraud(revision)},response_code="200"} ${served * share}`);
+    }
+    response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    response.end(`${lines.join('\n')}\n`);
+  });
+  await new Promise<void>((resolve) => exporter.listen(0, '127.0.0.1', resolve));
+  after(() => new Promise((resolve) => exporter.close(resolve)));
+  const live = await startPrometheus({ scrapeTargets: [`127.0.0.1:${(exporter.address() as AddressInfo).port}`], scrapeInterval: '1s' });
+  after(() => live.stop());
+  const provider = new PrometheusMetricsProvider(new PrometheusClient({ address: live.url, timeoutMs: 2000 }));
+  const { stable, canary } = versionSelectors(fraudCanary);
+  // Prometheus scrapes first about 5 s after it starts, then every second; poll, bounded.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const counts = await provider.counts([stable, canary], 10_000, new Date());
+    const s = counts.get(stable.key);
+    const c = counts.get(canary.key);
+    if (s?.kind === 'counts' && c?.kind === 'counts' && c.counts.requests > 0) {
+      // The split is the exporter's 9:1, within rounding of increase()'s extrapolation.
+      const share = c.counts.requests / (s.counts.requests + c.counts.requests);
+      assert.ok(Math.abs(share - 0.1) < 0.02, `canary share ${share}`);
+      assert.equal(c.counts.errors, 0);
+      return;
+    }
+    assert.ok(Date.now() < deadline, `no counts from the live scrape within 30 s: ${JSON.stringify([s, c])}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+});
