@@ -181,6 +181,10 @@ export const TrafficRouting = annotate(
   z.strictObject({
     istio: IstioRouting.optional(),
     gatewayAPI: GatewayApiRouting.optional(),
+    onDelete: annotate(z.enum(['restore', 'stable']), {
+      description:
+        'What the routes become when the ModelCanary is deleted: restore (the managed routes as they were before the controller first changed them) or stable (all traffic to stable).',
+    }).prefault('restore'),
   }),
   {
     description: 'How traffic is split between the versions. Exactly one of istio and gatewayAPI.',

@@ -4,6 +4,7 @@ import { runValidate } from './validate.ts';
 import { runCrds } from './crds.ts';
 import { runSimulate } from './simulate.ts';
 import { runBacktest } from './backtest.ts';
+import { runRoute } from './route.ts';
 
 const USAGE = `modelcanary: progressive canary rollouts for ML models on Kubernetes
 
@@ -15,7 +16,7 @@ Commands:
   run                 the controller                                  (not built yet)
   simulate            the analysis engine against simulated models, in virtual time
   backtest            the analysis replayed against Prometheus history
-  route               the route object the controller would write    (not built yet)
+  route               the route object the controller would write at a weight
   demo                a full rollout on this machine, no cluster      (not built yet)
 
 Options:
@@ -25,7 +26,6 @@ Options:
 
 const NOT_BUILT: Record<string, string> = {
   run: 'the controller runtime',
-  route: 'the traffic routers',
   demo: 'the demo',
 };
 
@@ -50,6 +50,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return runSimulate(args, io);
     case 'backtest':
       return runBacktest(args, io);
+    case 'route':
+      return runRoute(args, io);
     default:
       if (Object.hasOwn(NOT_BUILT, command)) {
         io.stderr.write(`modelcanary ${command}: not built yet (${NOT_BUILT[command] ?? command} is an open issue; see "What works today" in the README)\n`);

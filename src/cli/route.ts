@@ -1,0 +1,88 @@
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { KIND } from '../api/modelcanary.ts';
+import { checkModelCanary } from '../api/validate.ts';
+import { createRouter, MemoryObjectStore } from '../routing/router.ts';
+import { isRecord, readYamlFile } from './files.ts';
+import { EXIT, type Io } from './io.ts';
+
+const USAGE = `Usage: modelcanary route --canary FILE --route FILE --weight N [--pin] [-o yaml|json]
+
+Prints the VirtualService or HTTPRoute of --route as the controller would write it with the
+canary at N % (with the canary pin route when --pin): a dry run of the router.
+Exit status: 0 printed, 1 the route does not fit the ModelCanary, 2 a file cannot be read.
+`;
+
+const ROUTE_KINDS = new Set(['VirtualService', 'HTTPRoute']);
+
+export async function runRoute(args: string[], io: Io): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        canary: { type: 'string' },
+        route: { type: 'string' },
+        weight: { type: 'string' },
+        pin: { type: 'boolean' },
+        output: { type: 'string', short: 'o', default: 'yaml' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    io.stderr.write(`modelcanary route: ${(error as Error).message}\n\n${USAGE}`);
+    return EXIT.unreadable;
+  }
+  if (values.help === true) {
+    io.stdout.write(USAGE);
+    return EXIT.ok;
+  }
+  const weight = Number(values.weight);
+  if (values.canary === undefined || values.route === undefined || values.weight === undefined) {
+    io.stderr.write(`modelcanary route: --canary, --route and --weight are required\n\n${USAGE}`);
+    return EXIT.unreadable;
+  }
+  if (!Number.isInteger(weight) || weight < 0 || weight > 100) {
+    io.stderr.write(`modelcanary route: --weight must be a whole number from 0 to 100, not ${values.weight}\n`);
+    return EXIT.invalid;
+  }
+  if (values.output !== 'yaml' && values.output !== 'json') {
+    io.stderr.write(`modelcanary route: -o must be yaml or json, not ${values.output}\n`);
+    return EXIT.unreadable;
+  }
+  const canaryFile = await readYamlFile(values.canary, io);
+  const routeFile = await readYamlFile(values.route, io);
+  for (const file of [canaryFile, routeFile]) if (!file.ok) io.stderr.write(`${file.messages.join('\n')}\n`);
+  if (!canaryFile.ok || !routeFile.ok) return EXIT.unreadable;
+
+  const canaryDocument = canaryFile.documents.map((d) => d.toJS() as unknown).find((d) => isRecord(d) && d.kind === KIND);
+  const checked = canaryDocument === undefined ? undefined : checkModelCanary(canaryDocument);
+  if (checked === undefined || !checked.ok) {
+    const problems = checked === undefined ? [`no ${KIND} in this file`] : checked.problems.map((p) => `${p.path}: ${p.message}`);
+    for (const p of problems) io.stderr.write(`${values.canary}: ${p}\n`);
+    return EXIT.invalid;
+  }
+  const canary = checked.value;
+  const wanted = canary.spec.trafficRouting.istio === undefined ? 'HTTPRoute' : 'VirtualService';
+  const routes = routeFile.documents.map((d) => d.toJS() as unknown).filter((d): d is Record<string, unknown> => isRecord(d) && ROUTE_KINDS.has(String(d.kind)));
+  const route = routes.find((r) => r.kind === wanted);
+  if (route === undefined) {
+    io.stderr.write(`${values.route}: no ${wanted} in this file; spec.trafficRouting of ${KIND} ${canary.metadata.name} uses ${wanted === 'VirtualService' ? 'istio' : 'gatewayAPI'}\n`);
+    return EXIT.invalid;
+  }
+  // The route is read from the file as if it were live in the ModelCanary's namespace.
+  const namespace = canary.metadata.namespace ?? 'default';
+  const metadata = isRecord(route.metadata) ? route.metadata : {};
+  const store = new MemoryObjectStore();
+  store.put({ ...route, metadata: { ...metadata, namespace } });
+  const result = await createRouter(canary, store).apply(weight, values.pin === true);
+  if (!result.ok) {
+    io.stderr.write(`${values.route}: ${result.problem}\n`);
+    return EXIT.invalid;
+  }
+  const written = await store.get(String(route.apiVersion), wanted, namespace, typeof metadata.name === 'string' ? metadata.name : '');
+  const { resourceVersion: _version, ...cleanMetadata } = (written?.metadata ?? {}) as Record<string, unknown>;
+  const output = { ...written, metadata: cleanMetadata };
+  io.stdout.write(values.output === 'json' ? `${JSON.stringify(output, null, 2)}\n` : stringify(output, { lineWidth: 0 }));
+  return EXIT.ok;
+}

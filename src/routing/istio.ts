@@ -1,0 +1,231 @@
+// The desired Istio VirtualService for a weight, computed from the live one. Only the weights
+// (and destinations) of the managed http routes change, plus the optional pin route; every
+// other field and route is left exactly as it was, so users keep their retries, timeouts,
+// header matches, mirrors and TCP/TLS routes.
+
+import type { VersionTarget } from '../api/modelcanary.ts';
+import { ORIGINAL_ROUTES_ANNOTATION, PIN_SUFFIX, type Plan, type RouteTarget, type RouteWeights } from './plan.ts';
+
+type Json = Record<string, unknown>;
+
+interface RouteDestination {
+  destination?: { host?: string; subset?: string; port?: { number?: number } };
+  weight?: number;
+}
+
+interface HttpRoute {
+  name?: string;
+  route?: RouteDestination[];
+  delegate?: { name?: string; namespace?: string };
+  match?: Json[];
+}
+
+/**
+ * The VirtualService with the canary at `weight` %, or the reason it cannot be managed.
+ * `pin` keeps a route that sends requests carrying the pin header with the canary's version
+ * to the canary, before the managed routes.
+ */
+export function planVirtualService(live: Json, target: RouteTarget, weight: number, pin: boolean): Plan {
+  const found = managedRoutes(live, target);
+  if (!found.ok) return found;
+  const desired = structuredClone(live);
+  const http = httpRoutes(desired);
+  let weights: RouteWeights | undefined;
+  for (const index of found.indices) {
+    const route = http[index];
+    if (route === undefined) continue;
+    weights ??= currentWeights(route, target);
+    http[index] = withWeights(route, target, weight);
+  }
+  const pinned = setPinRoutes(desired, target, found.indices, pin);
+  recordOriginals(desired, live, found.indices);
+  return { ok: true, object: pinned, changed: JSON.stringify(pinned) !== JSON.stringify(live), found: weights ?? { stable: 100, canary: 0 } };
+}
+
+/** The VirtualService as it was before the controller first changed it (restore), or all on stable. */
+export function finalVirtualService(live: Json, target: RouteTarget, mode: 'restore' | 'stable'): Plan {
+  const metadata = (live.metadata ?? {}) as Json;
+  const annotations = { ...((metadata.annotations ?? {}) as Record<string, string>) };
+  const originals = annotations[ORIGINAL_ROUTES_ANNOTATION];
+  if (mode === 'stable' || originals === undefined) {
+    const plan = planVirtualService(live, target, 0, false);
+    if (!plan.ok) return plan;
+    return withoutAnnotation(plan.object, live);
+  }
+  const desired = structuredClone(live);
+  const restored = JSON.parse(originals) as HttpRoute[];
+  const http = httpRoutes(desired).filter((r) => !isPinRoute(r));
+  for (const original of restored) {
+    const index = http.findIndex((r) => r.name === original.name);
+    if (index >= 0) http[index] = original;
+  }
+  (desired.spec as Json).http = http;
+  return withoutAnnotation(desired, live);
+}
+
+function withoutAnnotation(object: Json, live: Json): Plan {
+  const { annotations, ...metadata } = (object.metadata ?? {}) as Json & { annotations?: Record<string, string> };
+  const kept = Object.fromEntries(Object.entries(annotations ?? {}).filter(([key]) => key !== ORIGINAL_ROUTES_ANNOTATION));
+  const result = { ...object, metadata: Object.keys(kept).length > 0 ? { ...metadata, annotations: kept } : metadata };
+  return { ok: true, object: result, changed: JSON.stringify(result) !== JSON.stringify(live), found: { stable: 100, canary: 0 } };
+}
+
+/** The managed http routes' indices, or why the VirtualService does not fit the ModelCanary. */
+export function managedRoutes(vs: Json, target: RouteTarget): { ok: true; indices: number[] } | { ok: false; problem: string } {
+  const rawName = ((vs.metadata ?? {}) as Json).name;
+  const name = typeof rawName === 'string' ? rawName : '';
+  const http = httpRoutes(vs).map((route, index) => ({ route, index })).filter(({ route }) => !isPinRoute(route));
+  const wanted = target.spec.trafficRouting.istio?.routes;
+  let chosen: { route: HttpRoute; index: number }[];
+  if (wanted === undefined) {
+    if (http.length !== 1) {
+      const names = http.map(({ route }) => route.name ?? '(unnamed)').join(', ');
+      return { ok: false, problem: `VirtualService ${name} has ${http.length} http routes (${names || 'none'}): name the ones to manage in spec.trafficRouting.istio.routes` };
+    }
+    chosen = http;
+  } else {
+    chosen = [];
+    for (const routeName of wanted) {
+      const match = http.find(({ route }) => route.name === routeName);
+      if (match === undefined) {
+        const names = http.map(({ route }) => route.name ?? '(unnamed)').join(', ');
+        return { ok: false, problem: `VirtualService ${name} has no http route named "${routeName}" (it has: ${names || 'none'})` };
+      }
+      chosen.push(match);
+    }
+  }
+  for (const { route } of chosen) {
+    const label = route.name === undefined ? 'its http route' : `http route "${route.name}"`;
+    if (route.delegate !== undefined) {
+      return { ok: false, problem: `${label} of VirtualService ${name} delegates to VirtualService ${route.delegate.name ?? '?'}: point spec.trafficRouting.istio.virtualService at that one` };
+    }
+    const destinations = route.route ?? [];
+    const stable = destinations.filter((d) => isVersion(d, target.spec.stable, target.namespace));
+    if (stable.length === 0) {
+      return { ok: false, problem: `${label} of VirtualService ${name} has no destination for stable (${describe(target.spec.stable)}): check spec.stable.destination` };
+    }
+    const stray = destinations.find((d) => !isVersion(d, target.spec.stable, target.namespace) && !isVersion(d, target.spec.canary, target.namespace));
+    if (stray !== undefined) {
+      return {
+        ok: false,
+        problem: `${label} of VirtualService ${name} sends traffic to ${describeDestination(stray)}, which is neither stable (${describe(target.spec.stable)}) nor canary (${describe(target.spec.canary)}); modelcanary will not take traffic away from it`,
+      };
+    }
+  }
+  return { ok: true, indices: chosen.map(({ index }) => index) };
+}
+
+export function currentWeights(route: HttpRoute, target: RouteTarget): RouteWeights {
+  const destinations = route.route ?? [];
+  // Istio: a lone destination without a weight takes all the traffic.
+  const weightOf = (d: RouteDestination): number => d.weight ?? (destinations.length === 1 ? 100 : 0);
+  const sum = (version: VersionTarget): number => destinations.filter((d) => isVersion(d, version, target.namespace)).reduce((s, d) => s + weightOf(d), 0);
+  return { stable: sum(target.spec.stable), canary: sum(target.spec.canary) };
+}
+
+function withWeights(route: HttpRoute, target: RouteTarget, weight: number): HttpRoute {
+  const destinations = [...(route.route ?? [])];
+  const stableIndex = destinations.findIndex((d) => isVersion(d, target.spec.stable, target.namespace));
+  if (!destinations.some((d) => isVersion(d, target.spec.canary, target.namespace))) {
+    // Modelled on stable's entry: same host, port and header manipulation, canary's subset.
+    const model = structuredClone(destinations[stableIndex] ?? {});
+    const destination = { ...model.destination, host: target.spec.canary.destination.host };
+    if (target.spec.canary.destination.subset === undefined) delete destination.subset;
+    else destination.subset = target.spec.canary.destination.subset;
+    if (target.spec.canary.destination.port !== undefined) destination.port = { number: target.spec.canary.destination.port };
+    destinations.splice(stableIndex + 1, 0, { ...model, destination });
+  }
+  // Several entries of one version (unusual) share its weight: the first gets it, the rest 0.
+  let stableGiven = false;
+  let canaryGiven = false;
+  const weighted = destinations.map((d) => {
+    if (isVersion(d, target.spec.canary, target.namespace)) {
+      const w = canaryGiven ? 0 : weight;
+      canaryGiven = true;
+      return { ...d, weight: w };
+    }
+    const w = stableGiven ? 0 : 100 - weight;
+    stableGiven = true;
+    return { ...d, weight: w };
+  });
+  return { ...route, route: weighted };
+}
+
+function setPinRoutes(vs: Json, target: RouteTarget, managed: number[], pin: boolean): Json {
+  const header = target.spec.trafficRouting.istio?.pinHeader?.name;
+  const http = httpRoutes(vs);
+  const withoutPins = http.filter((r) => !isPinRoute(r));
+  if (!pin || header === undefined) {
+    (vs.spec as Json).http = withoutPins;
+    return vs;
+  }
+  const pins = managed
+    .map((i) => http[i])
+    .filter((r): r is HttpRoute => r !== undefined)
+    .map((route) => pinRoute(route, target, header));
+  const first = withoutPins.findIndex((r) => r.name === http[managed[0] ?? -1]?.name);
+  withoutPins.splice(Math.max(0, first), 0, ...pins);
+  (vs.spec as Json).http = withoutPins;
+  return vs;
+}
+
+/** A copy of a managed route, matching only requests that ask for the canary, sending them all there. */
+function pinRoute(route: HttpRoute, target: RouteTarget, header: string): HttpRoute {
+  const asks = { [header.toLowerCase()]: { exact: target.spec.canary.version } };
+  const matches = route.match === undefined || route.match.length === 0 ? [{}] : route.match;
+  const canary = (route.route ?? []).find((d) => isVersion(d, target.spec.canary, target.namespace));
+  return {
+    ...structuredClone(route),
+    name: `${route.name ?? target.name}${PIN_SUFFIX}`,
+    match: matches.map((m) => ({ ...m, headers: { ...((m.headers ?? {}) as Json), ...asks } })),
+    route: [{ ...canary, weight: 100 }],
+  };
+}
+
+function recordOriginals(desired: Json, live: Json, managed: number[]): void {
+  const metadata = { ...((desired.metadata ?? {}) as Json) };
+  const annotations = { ...((metadata.annotations ?? {}) as Record<string, string>) };
+  if (annotations[ORIGINAL_ROUTES_ANNOTATION] !== undefined) return;
+  const originals = managed.map((i) => httpRoutes(live)[i]);
+  annotations[ORIGINAL_ROUTES_ANNOTATION] = JSON.stringify(originals);
+  desired.metadata = { ...metadata, annotations };
+}
+
+function httpRoutes(vs: Json): HttpRoute[] {
+  const spec = (vs.spec ?? {}) as Json;
+  return Array.isArray(spec.http) ? (spec.http as HttpRoute[]) : [];
+}
+
+function isPinRoute(route: HttpRoute): boolean {
+  return route.name?.endsWith(PIN_SUFFIX) === true;
+}
+
+function isVersion(entry: RouteDestination, version: VersionTarget, namespace: string): boolean {
+  const d = entry.destination;
+  if (d?.host === undefined) return false;
+  const want = version.destination;
+  if (!sameHost(d.host, want.host, namespace)) return false;
+  if ((d.subset ?? undefined) !== want.subset) return false;
+  return want.port === undefined || d.port?.number === undefined || d.port.number === want.port;
+}
+
+/** Istio resolves a short host in the VirtualService's namespace: fraud == fraud.ml-serving.svc.cluster.local. */
+export function sameHost(a: string, b: string, namespace: string): boolean {
+  const full = (h: string): string => {
+    const parts = h.split('.');
+    if (parts.length === 1) return `${h}.${namespace}.svc.cluster.local`;
+    if (parts.length === 2) return `${h}.svc.cluster.local`;
+    return h;
+  };
+  return full(a) === full(b);
+}
+
+function describe(version: VersionTarget): string {
+  const d = version.destination;
+  return [`host ${d.host}`, d.subset === undefined ? undefined : `subset ${d.subset}`, d.port === undefined ? undefined : `port ${d.port}`].filter(Boolean).join(', ');
+}
+
+function describeDestination(entry: RouteDestination): string {
+  const d = entry.destination ?? {};
+  return [`host ${d.host ?? '?'}`, d.subset === undefined ? undefined : `subset ${d.subset}`, d.port?.number === undefined ? undefined : `port ${d.port.number}`].filter(Boolean).join(', ');
+}

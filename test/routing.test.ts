@@ -1,0 +1,288 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { VirtualService } from '@kubernetes-models/istio/networking.istio.io/v1/VirtualService';
+import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
+import { checkModelCanary } from '../src/api/validate.ts';
+import type { ModelCanary } from '../src/api/modelcanary.ts';
+import { planVirtualService, finalVirtualService } from '../src/routing/istio.ts';
+import { planHttpRoute } from '../src/routing/gateway.ts';
+import { createRouter, MemoryObjectStore } from '../src/routing/router.ts';
+import { ORIGINAL_ROUTES_ANNOTATION, type RouteTarget } from '../src/routing/plan.ts';
+import { seeded } from '../src/analysis/random.ts';
+import { istioManifest } from './helpers/manifests.ts';
+
+type Json = Record<string, any>;
+
+function canary(edit: (m: Json) => void = () => undefined): ModelCanary {
+  const manifest = istioManifest();
+  manifest.spec.trafficRouting.istio.routes = ['predict'];
+  edit(manifest);
+  const checked = checkModelCanary(manifest);
+  assert.ok(checked.ok, JSON.stringify(checked.ok ? '' : checked.problems));
+  return checked.value;
+}
+
+const target = (c: ModelCanary): RouteTarget => ({ spec: c.spec, namespace: c.metadata.namespace ?? 'default', name: c.metadata.name });
+
+const dest = (subset: string, extra: Json = {}): Json => ({ destination: { host: 'fraud-detector', subset, ...extra } });
+
+/** A VirtualService as our users write them: several routes, matches, retries, timeouts, a mirror, TCP and TLS. */
+function realistic(): Json {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name: 'fraud-detector', namespace: 'ml-serving', labels: { team: 'risk' }, annotations: { 'argocd.argoproj.io/tracking-id': 'x' } },
+    spec: {
+      hosts: ['fraud-detector', 'fraud.example.com'],
+      gateways: ['istio-ingress/public', 'mesh'],
+      http: [
+        { name: 'debug', match: [{ headers: { 'x-debug': { exact: '1' } } }], route: [dest('v1')] },
+        {
+          name: 'predict',
+          match: [{ uri: { prefix: '/v1/predict' } }],
+          route: [{ ...dest('v1', { port: { number: 8080 } }), weight: 100, headers: { request: { set: { 'x-served-by': 'mesh' } } } }],
+          retries: { attempts: 3, perTryTimeout: '2s', retryOn: '5xx,reset' },
+          timeout: '10s',
+          mirror: { host: 'fraud-shadow' },
+          mirrorPercentage: { value: 5 },
+        },
+        { name: 'chat', match: [{ uri: { prefix: '/v1/chat/completions' } }], route: [dest('v1')], timeout: '300s' },
+      ],
+      tcp: [{ match: [{ port: 9000 }], route: [{ destination: { host: 'fraud-detector', port: { number: 9000 } } }] }],
+      tls: [{ match: [{ port: 443, sniHosts: ['fraud.example.com'] }], route: [{ destination: { host: 'fraud-detector', port: { number: 443 } } }] }],
+    },
+  };
+}
+
+function routeNamed(vs: Json, name: string): Json {
+  return (vs.spec.http as Json[]).find((r) => r.name === name) ?? {};
+}
+
+test('the managed route gets integer weights summing to 100; everything else is untouched', () => {
+  const live = realistic();
+  for (const weight of [0, 10, 30, 100]) {
+    const plan = planVirtualService(live, target(canary()), weight, false);
+    assert.ok(plan.ok, plan.ok ? '' : plan.problem);
+    const predict = routeNamed(plan.object, 'predict');
+    assert.deepEqual(predict.route.map((d: Json) => [d.destination.subset, d.weight]), [['v1', 100 - weight], ['v2', weight]]);
+    // The canary's entry is modelled on stable's: same host, port and header manipulation.
+    assert.deepEqual(predict.route[1].destination, { host: 'fraud-detector', subset: 'v2', port: { number: 8080 } });
+    assert.deepEqual(predict.route[1].headers, predict.route[0].headers);
+    const { http: _http, ...restSpec } = (plan.object as Json).spec;
+    const { http: _liveHttp, ...liveRest } = live.spec;
+    assert.deepEqual(restSpec, liveRest);
+    for (const name of ['debug', 'chat']) assert.deepEqual(routeNamed(plan.object, name), routeNamed(live, name));
+    const { route: _r, ...predictRest } = predict;
+    const { route: _lr, ...livePredictRest } = routeNamed(live, 'predict');
+    assert.deepEqual(predictRest, livePredictRest);
+    assert.equal((plan.object as Json).metadata.labels.team, 'risk');
+    assert.doesNotThrow(() => {
+      new VirtualService(plan.object).validate();
+    });
+  }
+});
+
+test('a VirtualService that does not fit is refused with the route and destination named', () => {
+  const cases: { name: string; vs: (vs: Json) => void; canary?: (m: Json) => void; problem: RegExp }[] = [
+    { name: 'no route of that name', vs: (vs) => (routeNamed(vs, 'predict').name = 'score'), problem: /VirtualService fraud-detector has no http route named "predict" \(it has: debug, score, chat\)/ },
+    { name: 'several routes, none named in the spec', vs: () => undefined, canary: (m) => delete m.spec.trafficRouting.istio.routes, problem: /has 3 http routes \(debug, predict, chat\): name the ones to manage in spec\.trafficRouting\.istio\.routes/ },
+    { name: 'a stray destination', vs: (vs) => routeNamed(vs, 'predict').route.push({ destination: { host: 'legacy-scorer' }, weight: 0 }), problem: /http route "predict" of VirtualService fraud-detector sends traffic to host legacy-scorer, which is neither stable/ },
+    { name: 'no stable destination (host mismatch)', vs: (vs) => (routeNamed(vs, 'predict').route = [dest('v1', { host: 'fraud' })]), problem: /has no destination for stable \(host fraud-detector, subset v1\)/ },
+    {
+      name: 'a delegate',
+      vs: (vs) => {
+        const predict = routeNamed(vs, 'predict');
+        predict.delegate = { name: 'fraud-routes', namespace: 'ml-serving' };
+        delete predict.route;
+      },
+      problem: /delegates to VirtualService fraud-routes: point spec\.trafficRouting\.istio\.virtualService at that one/ },
+  ];
+  for (const c of cases) {
+    const vs = realistic();
+    c.vs(vs);
+    const plan = planVirtualService(vs, target(canary(c.canary)), 10, false);
+    assert.ok(!plan.ok, c.name);
+    assert.match(plan.problem, c.problem, c.name);
+  }
+});
+
+test('hosts match in their short and long forms, and an existing canary entry is reused', () => {
+  const vs = realistic();
+  routeNamed(vs, 'predict').route = [
+    { destination: { host: 'fraud-detector.ml-serving.svc.cluster.local', subset: 'v1' }, weight: 70 },
+    { destination: { host: 'fraud-detector.ml-serving', subset: 'v2' }, weight: 30 },
+  ];
+  const plan = planVirtualService(vs, target(canary()), 50, false);
+  assert.ok(plan.ok);
+  assert.deepEqual(plan.found, { stable: 70, canary: 30 });
+  assert.deepEqual(routeNamed(plan.object, 'predict').route.map((d: Json) => d.weight), [50, 50]);
+});
+
+test('the pin route sends testers to the canary at any weight, before the managed route, and goes away', () => {
+  const pinned = canary((m) => (m.spec.trafficRouting.istio.pinHeader = { name: 'X-Model-Version' }));
+  const plan = planVirtualService(realistic(), target(pinned), 10, true);
+  assert.ok(plan.ok);
+  const names = ((plan.object as Json).spec.http as Json[]).map((r) => r.name);
+  assert.deepEqual(names, ['debug', 'predict-modelcanary-pin', 'predict', 'chat']);
+  const pin = routeNamed(plan.object, 'predict-modelcanary-pin');
+  assert.deepEqual(pin.match, [{ uri: { prefix: '/v1/predict' }, headers: { 'x-model-version': { exact: 'v2' } } }]);
+  assert.deepEqual(pin.route.map((d: Json) => [d.destination.subset, d.weight]), [['v2', 100]]);
+  assert.equal(pin.timeout, '10s', 'testers get the same timeouts and retries');
+  assert.doesNotThrow(() => {
+    new VirtualService(plan.object).validate();
+  });
+  const unpinned = planVirtualService(plan.object, target(pinned), 100, false);
+  assert.ok(unpinned.ok);
+  assert.deepEqual(((unpinned.object as Json).spec.http as Json[]).map((r) => r.name), ['debug', 'predict', 'chat']);
+});
+
+test('finalize restores the routes as they were, or leaves all traffic on stable', () => {
+  const live = realistic();
+  const c = canary();
+  const during = planVirtualService(live, target(c), 30, false);
+  assert.ok(during.ok);
+  assert.equal(JSON.parse((during.object as Json).metadata.annotations[ORIGINAL_ROUTES_ANNOTATION])[0].name, 'predict');
+  const later = planVirtualService(during.object, target(c), 100, false);
+  assert.ok(later.ok);
+  assert.equal((later.object as Json).metadata.annotations[ORIGINAL_ROUTES_ANNOTATION], (during.object as Json).metadata.annotations[ORIGINAL_ROUTES_ANNOTATION], 'recorded once, at takeover');
+  const restored = finalVirtualService(later.object, target(c), 'restore');
+  assert.ok(restored.ok);
+  assert.deepEqual(restored.object, live);
+  const stable = finalVirtualService(later.object, target(canary((m) => (m.spec.trafficRouting.onDelete = 'stable'))), 'stable');
+  assert.ok(stable.ok);
+  assert.deepEqual(routeNamed(stable.object, 'predict').route.map((d: Json) => d.weight), [100, 0]);
+  assert.equal((stable.object as Json).metadata.annotations[ORIGINAL_ROUTES_ANNOTATION], undefined);
+});
+
+test('property: for every weight 0–100 and random routes, weights sum to 100 and nothing else changes', () => {
+  const random = seeded(11);
+  const pick = <T>(xs: T[]): T => xs[Math.floor(random.next() * xs.length)] as T;
+  for (let run = 0; run < 60; run++) {
+    const vs = realistic();
+    const predict = routeNamed(vs, 'predict');
+    const start = Math.floor(random.next() * 101);
+    predict.route = pick([[{ ...dest('v1'), weight: 100 - start }, { ...dest('v2'), weight: start }], [dest('v1')], [{ ...dest('v2'), weight: start }, { ...dest('v1'), weight: 100 - start }]]);
+    if (random.next() < 0.5) predict.fault = { abort: { percentage: { value: random.next() * 10 }, httpStatus: 503 } };
+    if (random.next() < 0.5) (vs.spec.http as Json[]).reverse();
+    const c = canary((m) => random.next() < 0.5 && (m.spec.trafficRouting.istio.pinHeader = { name: 'x-model-version' }));
+    for (let weight = 0; weight <= 100; weight++) {
+      const pin = weight % 2 === 0;
+      const plan = planVirtualService(vs, target(c), weight, pin);
+      assert.ok(plan.ok);
+      const managed = routeNamed(plan.object, 'predict');
+      const weights = (managed.route as Json[]).map((d) => d.weight as number);
+      assert.equal(weights.reduce((a, b) => a + b, 0), 100);
+      assert.ok(weights.every((w) => Number.isInteger(w) && w >= 0));
+      const strip = (o: Json): Json => {
+        const copy = structuredClone(o);
+        copy.spec.http = (copy.spec.http as Json[]).filter((r) => !String(r.name).endsWith('-modelcanary-pin')).map((r) => (r.name === 'predict' ? { ...r, route: undefined } : r));
+        delete copy.metadata.annotations[ORIGINAL_ROUTES_ANNOTATION];
+        return copy;
+      };
+      const before = structuredClone(vs);
+      before.metadata.annotations[ORIGINAL_ROUTES_ANNOTATION] = 'x';
+      assert.deepEqual(strip(plan.object), strip(before));
+    }
+  }
+});
+
+function httpRoute(): Json {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'recommender', namespace: 'ml-serving' },
+    spec: {
+      parentRefs: [{ name: 'ml-gateway', namespace: 'istio-ingress' }],
+      hostnames: ['recommender.example.com'],
+      rules: [
+        { name: 'health', matches: [{ path: { type: 'Exact', value: '/healthz' } }], backendRefs: [{ name: 'recommender-v1', port: 8000 }] },
+        {
+          name: 'recommend',
+          matches: [{ path: { type: 'PathPrefix', value: '/v1/recommend' } }],
+          filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-env', value: 'prod' }] } }],
+          timeouts: { request: '5s' },
+          backendRefs: [{ name: 'recommender-v1', port: 8000 }],
+        },
+      ],
+    },
+  };
+}
+
+const gatewayCanary = (edit: (m: Json) => void = () => undefined): ModelCanary =>
+  canary((m) => {
+    m.metadata.name = 'recommender';
+    m.spec.trafficRouting = { gatewayAPI: { httpRoute: 'recommender', ruleName: 'recommend' } };
+    m.spec.stable.destination = { host: 'recommender-v1', port: 8000 };
+    m.spec.canary.destination = { host: 'recommender-v2', port: 8000 };
+    edit(m);
+  });
+
+test('HTTPRoute: the chosen rule gets backendRef weights; other rules, filters and timeouts stay', () => {
+  const live = httpRoute();
+  for (const weight of [0, 25, 100]) {
+    const plan = planHttpRoute(live, target(gatewayCanary()), weight);
+    assert.ok(plan.ok, plan.ok ? '' : plan.problem);
+    const [health, recommend] = (plan.object as Json).spec.rules as Json[];
+    assert.deepEqual(health, live.spec.rules[0]);
+    assert.deepEqual(recommend?.backendRefs, [{ name: 'recommender-v1', port: 8000, weight: 100 - weight }, { name: 'recommender-v2', port: 8000, weight }]);
+    assert.deepEqual(recommend.filters, live.spec.rules[1].filters);
+    assert.deepEqual(recommend.timeouts, live.spec.rules[1].timeouts);
+    assert.doesNotThrow(() => {
+      new HTTPRoute(plan.object as never).validate();
+    });
+  }
+  assert.deepEqual((planHttpRoute(live, target(gatewayCanary()), 10) as { found: unknown }).found, { stable: 100, canary: 0 }, 'an omitted weight is 1: all of it');
+  const byIndex = planHttpRoute(live, target(gatewayCanary((m) => (m.spec.trafficRouting.gatewayAPI = { httpRoute: 'recommender', ruleIndex: 1 }))), 10);
+  assert.ok(byIndex.ok);
+  const none = planHttpRoute(live, target(gatewayCanary((m) => (m.spec.trafficRouting.gatewayAPI = { httpRoute: 'recommender' }))), 10);
+  assert.ok(!none.ok && /HTTPRoute recommender has 2 rules: choose one with spec\.trafficRouting\.gatewayAPI\.ruleName or ruleIndex/.test(none.problem));
+  const stray = httpRoute();
+  stray.spec.rules[1].backendRefs.push({ name: 'legacy', port: 80 });
+  const refused = planHttpRoute(stray, target(gatewayCanary()), 10);
+  assert.ok(!refused.ok && /sends traffic to Service legacy port 80, which is neither stable nor canary/.test(refused.problem));
+});
+
+test('the router writes only on change, retries on conflict, and reports hand edits', async () => {
+  const store = new MemoryObjectStore();
+  store.put(realistic());
+  const router = createRouter(canary(), store);
+  assert.equal(await router.check(), undefined);
+  const first = await router.apply(10, false);
+  assert.deepEqual(first, { ok: true, written: true, found: { stable: 100, canary: 0 } });
+  assert.deepEqual(await router.apply(10, false), { ok: true, written: false, found: { stable: 90, canary: 10 } });
+  assert.equal(store.writes, 1);
+
+  // Someone sets 50/50 by hand: the next apply finds it (the controller reports it) and puts 10 back.
+  const live = (await store.get('networking.istio.io/v1', 'VirtualService', 'ml-serving', 'fraud-detector')) as Json;
+  routeNamed(live, 'predict').route[0].weight = 50;
+  routeNamed(live, 'predict').route[1].weight = 50;
+  assert.equal(await store.replace(live), 'ok');
+  assert.deepEqual(await router.apply(10, false), { ok: true, written: true, found: { stable: 50, canary: 50 } });
+
+  // A concurrent writer wins the first two races: the router re-reads and still lands its weight.
+  let races = 2;
+  const racing = {
+    get: store.get.bind(store),
+    replace: async (object: Json) => {
+      if (races-- > 0) {
+        const theirs = (await store.get('networking.istio.io/v1', 'VirtualService', 'ml-serving', 'fraud-detector')) as Json;
+        theirs.metadata.labels = { ...theirs.metadata.labels, touched: String(races) };
+        await store.replace(theirs);
+      }
+      return store.replace(object);
+    },
+  };
+  const result = await createRouter(canary(), racing).apply(30, false);
+  assert.ok(result.ok && result.written);
+  const final = (await store.get('networking.istio.io/v1', 'VirtualService', 'ml-serving', 'fraud-detector')) as Json;
+  assert.deepEqual(routeNamed(final, 'predict').route.map((d: Json) => d.weight), [70, 30]);
+  assert.equal(final.metadata.labels.touched, '0', "the other writer's edit is kept");
+});
+
+test('the router falls back to networking.istio.io/v1beta1 and names what is missing', async () => {
+  const store = new MemoryObjectStore();
+  store.put({ ...realistic(), apiVersion: 'networking.istio.io/v1beta1' });
+  assert.deepEqual(await createRouter(canary(), store).apply(30, false), { ok: true, written: true, found: { stable: 100, canary: 0 } });
+  const empty = createRouter(canary(), new MemoryObjectStore());
+  assert.equal(await empty.check(), 'VirtualService ml-serving/fraud-detector does not exist (looked for networking.istio.io/v1, networking.istio.io/v1beta1)');
+});
