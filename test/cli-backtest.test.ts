@@ -1,10 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PROMETHEUS_MISSING, startPrometheus, type RunningPrometheus } from './helpers/prometheus.ts';
-import { ROOT } from './helpers/manifests.ts';
+import { modelcanary } from './helpers/cli.ts';
 
 // Last week's incident, replayed: v2 served clean traffic for five minutes, then 5xx.
 const T0 = 1767225600;
@@ -33,14 +30,6 @@ before(async () => {
 });
 after(() => prometheus?.stop());
 
-function modelcanary(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const root = fileURLToPath(ROOT);
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(root, 'bin/modelcanary.js'), ...args], { cwd: root }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr });
-    });
-  });
-}
 
 // The recommended settings of the scenarios: four 30 s checks per step, so the incident comes
 // before promotion would have.

@@ -1,6 +1,5 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,15 +8,9 @@ import { parse } from 'yaml';
 import { VirtualService } from '@kubernetes-models/istio/networking.istio.io/v1/VirtualService';
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
 import { ROOT } from './helpers/manifests.ts';
+import { modelcanary } from './helpers/cli.ts';
 
 const root = fileURLToPath(ROOT);
-function modelcanary(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(root, 'bin/modelcanary.js'), ...args], { cwd: root }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr });
-    });
-  });
-}
 const scratch = mkdtempSync(join(tmpdir(), 'modelcanary-route-'));
 after(() => {
   rmSync(scratch, { recursive: true, force: true });

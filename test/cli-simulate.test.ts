@@ -1,22 +1,12 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ROOT } from './helpers/manifests.ts';
+import { modelcanary } from './helpers/cli.ts';
 
-const root = fileURLToPath(ROOT);
 const CANARY = 'examples/scenarios/canary.yaml';
 
-function modelcanary(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(root, 'bin/modelcanary.js'), ...args], { cwd: root }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr });
-    });
-  });
-}
 
 const scratch = mkdtempSync(join(tmpdir(), 'modelcanary-simulate-'));
 after(() => {

@@ -1,31 +1,16 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { globSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument, stringify } from 'yaml';
 import { ROOT } from './helpers/manifests.ts';
+import { modelcanary } from './helpers/cli.ts';
 
 const root = fileURLToPath(ROOT);
-const bin = join(root, 'bin/modelcanary.js');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-/** Runs the real binary, as a user would, on the Node that runs the tests (24). */
-function modelcanary(args: string[], options: { input?: string; cwd?: string } = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [bin, ...args], { cwd: options.cwd ?? root }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr });
-    });
-    child.stdin?.end(options.input ?? '');
-  });
-}
 
 const scratch = mkdtempSync(join(tmpdir(), 'modelcanary-validate-'));
 after(() => {

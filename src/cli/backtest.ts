@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { formatDuration, parseDuration } from '../api/duration.ts';
 import { KIND, type ModelCanary } from '../api/modelcanary.ts';
 import { checkModelCanary } from '../api/validate.ts';
@@ -9,6 +8,7 @@ import { PrometheusMetricsProvider } from '../metrics/prometheus-provider.ts';
 import { canaryKey, observeAll } from '../metrics/observe.ts';
 import { isRecord, readYamlFile } from './files.ts';
 import { EXIT, type Io } from './io.ts';
+import { parseCommand } from './args.ts';
 
 const USAGE = `Usage: modelcanary backtest --canary FILE --prometheus URL --start T --end T [--step DURATION] [--json]
 
@@ -28,28 +28,22 @@ interface Check {
 }
 
 export async function runBacktest(args: string[], io: Io): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        canary: { type: 'string' },
-        prometheus: { type: 'string' },
-        start: { type: 'string' },
-        end: { type: 'string' },
-        step: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    io.stderr.write(`modelcanary backtest: ${(error as Error).message}\n\n${USAGE}`);
-    return EXIT.unreadable;
-  }
-  if (values.help === true) {
-    io.stdout.write(USAGE);
-    return EXIT.ok;
-  }
+  const parsed = parseCommand(
+    'backtest',
+    args,
+    {
+      canary: { type: 'string' },
+      prometheus: { type: 'string' },
+      start: { type: 'string' },
+      end: { type: 'string' },
+      step: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    USAGE,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const missing = (['canary', 'prometheus', 'start', 'end'] as const).filter((k) => values[k] === undefined);
   if (missing.length > 0) {
     io.stderr.write(`modelcanary backtest: ${missing.map((k) => `--${k}`).join(', ')} required\n\n${USAGE}`);

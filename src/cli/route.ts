@@ -1,10 +1,10 @@
-import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { KIND } from '../api/modelcanary.ts';
 import { checkModelCanary } from '../api/validate.ts';
 import { createRouter, MemoryObjectStore } from '../routing/router.ts';
 import { isRecord, readYamlFile } from './files.ts';
 import { EXIT, type Io } from './io.ts';
+import { parseCommand } from './args.ts';
 
 const USAGE = `Usage: modelcanary route --canary FILE --route FILE --weight N [--pin] [-o yaml|json]
 
@@ -16,27 +16,21 @@ Exit status: 0 printed, 1 the route does not fit the ModelCanary, 2 a file canno
 const ROUTE_KINDS = new Set(['VirtualService', 'HTTPRoute']);
 
 export async function runRoute(args: string[], io: Io): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        canary: { type: 'string' },
-        route: { type: 'string' },
-        weight: { type: 'string' },
-        pin: { type: 'boolean' },
-        output: { type: 'string', short: 'o', default: 'yaml' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    io.stderr.write(`modelcanary route: ${(error as Error).message}\n\n${USAGE}`);
-    return EXIT.unreadable;
-  }
-  if (values.help === true) {
-    io.stdout.write(USAGE);
-    return EXIT.ok;
-  }
+  const parsed = parseCommand(
+    'route',
+    args,
+    {
+      canary: { type: 'string' },
+      route: { type: 'string' },
+      weight: { type: 'string' },
+      pin: { type: 'boolean' },
+      output: { type: 'string', short: 'o', default: 'yaml' },
+    },
+    USAGE,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const weight = Number(values.weight);
   if (values.canary === undefined || values.route === undefined || values.weight === undefined) {
     io.stderr.write(`modelcanary route: --canary, --route and --weight are required\n\n${USAGE}`);

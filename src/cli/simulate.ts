@@ -1,6 +1,5 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { KIND } from '../api/modelcanary.ts';
 import { Scenario } from '../api/scenario.ts';
 import { checkAgainst, checkModelCanary, type Problem } from '../api/validate.ts';
@@ -9,6 +8,7 @@ import { simulate, type SimulationResult } from '../analysis/simulator.ts';
 import { renderChart } from './chart.ts';
 import { isRecord, readYamlFile } from './files.ts';
 import { EXIT, type Io } from './io.ts';
+import { parseCommand } from './args.ts';
 
 const USAGE = `Usage: modelcanary simulate --canary FILE --scenario FILE [--seed N] [--json] [--svg OUT]
 
@@ -19,27 +19,21 @@ Exit status: 0 when it ran (whatever the outcome), 1 on an invalid canary or sce
 `;
 
 export async function runSimulate(args: string[], io: Io): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        canary: { type: 'string' },
-        scenario: { type: 'string' },
-        seed: { type: 'string' },
-        json: { type: 'boolean' },
-        svg: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    io.stderr.write(`modelcanary simulate: ${(error as Error).message}\n\n${USAGE}`);
-    return EXIT.unreadable;
-  }
-  if (values.help === true) {
-    io.stdout.write(USAGE);
-    return EXIT.ok;
-  }
+  const parsed = parseCommand(
+    'simulate',
+    args,
+    {
+      canary: { type: 'string' },
+      scenario: { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+      svg: { type: 'string' },
+    },
+    USAGE,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   if (values.canary === undefined || values.scenario === undefined) {
     io.stderr.write(`modelcanary simulate: --canary and --scenario are required\n\n${USAGE}`);
     return EXIT.unreadable;

@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import type { Document } from 'yaml';
 import { KIND } from '../api/modelcanary.ts';
 import { checkModelCanary, type Problem } from '../api/validate.ts';
 import { EXIT, type Io } from './io.ts';
+import { parseCommand } from './args.ts';
 import { isRecord, readYamlFile } from './files.ts';
 
 const USAGE = `Usage: modelcanary validate FILE...
@@ -20,17 +20,8 @@ interface Tally {
 }
 
 export async function runValidate(args: string[], io: Io): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
-  } catch (error) {
-    io.stderr.write(`modelcanary validate: ${(error as Error).message}\n\n${USAGE}`);
-    return EXIT.unreadable;
-  }
-  if (parsed.values.help === true) {
-    io.stdout.write(USAGE);
-    return EXIT.ok;
-  }
+  const parsed = parseCommand('validate', args, {}, USAGE, io);
+  if (typeof parsed === 'number') return parsed;
   if (parsed.positionals.length === 0) {
     io.stderr.write(`modelcanary validate: name at least one file\n\n${USAGE}`);
     return EXIT.unreadable;

@@ -2,7 +2,7 @@
 // and nothing else does.
 
 import type { VersionTarget } from '../api/modelcanary.ts';
-import { ORIGINAL_ROUTES_ANNOTATION, type Plan, type RouteTarget as Target, type RouteWeights } from './plan.ts';
+import { assignWeights, ORIGINAL_ROUTES_ANNOTATION, type Plan, type RouteTarget as Target, type RouteWeights } from './plan.ts';
 
 type Json = Record<string, unknown>;
 
@@ -96,19 +96,7 @@ function withWeights(rule: Rule, target: Target, weight: number): Rule {
     const model = structuredClone(refs[stableIndex] ?? {});
     refs.splice(stableIndex + 1, 0, { ...model, name: target.spec.canary.destination.host, port: target.spec.canary.destination.port });
   }
-  let stableGiven = false;
-  let canaryGiven = false;
-  const weighted = refs.map((r) => {
-    if (isVersion(r, target.spec.canary, target.namespace)) {
-      const w = canaryGiven ? 0 : weight;
-      canaryGiven = true;
-      return { ...r, weight: w };
-    }
-    const w = stableGiven ? 0 : 100 - weight;
-    stableGiven = true;
-    return { ...r, weight: w };
-  });
-  return { ...rule, backendRefs: weighted };
+  return { ...rule, backendRefs: assignWeights(refs, (entry) => isVersion(entry, target.spec.canary, target.namespace), weight) };
 }
 
 function isVersion(ref: BackendRef, version: VersionTarget, namespace: string): boolean {

@@ -4,7 +4,7 @@
 // header matches, mirrors and TCP/TLS routes.
 
 import type { VersionTarget } from '../api/modelcanary.ts';
-import { ORIGINAL_ROUTES_ANNOTATION, PIN_SUFFIX, type Plan, type RouteTarget, type RouteWeights } from './plan.ts';
+import { ORIGINAL_ROUTES_ANNOTATION, PIN_SUFFIX, assignWeights, type Plan, type RouteTarget, type RouteWeights } from './plan.ts';
 
 type Json = Record<string, unknown>;
 
@@ -135,20 +135,7 @@ function withWeights(route: HttpRoute, target: RouteTarget, weight: number): Htt
     if (target.spec.canary.destination.port !== undefined) destination.port = { number: target.spec.canary.destination.port };
     destinations.splice(stableIndex + 1, 0, { ...model, destination });
   }
-  // Several entries of one version (unusual) share its weight: the first gets it, the rest 0.
-  let stableGiven = false;
-  let canaryGiven = false;
-  const weighted = destinations.map((d) => {
-    if (isVersion(d, target.spec.canary, target.namespace)) {
-      const w = canaryGiven ? 0 : weight;
-      canaryGiven = true;
-      return { ...d, weight: w };
-    }
-    const w = stableGiven ? 0 : 100 - weight;
-    stableGiven = true;
-    return { ...d, weight: w };
-  });
-  return { ...route, route: weighted };
+  return { ...route, route: assignWeights(destinations, (entry) => isVersion(entry, target.spec.canary, target.namespace), weight) };
 }
 
 function setPinRoutes(vs: Json, target: RouteTarget, managed: number[], pin: boolean): Json {
