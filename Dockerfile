@@ -21,6 +21,6 @@ COPY crds ./crds
 RUN ln -s /app/bin/modelcanary.js /usr/local/bin/modelcanary
 # The node image's unprivileged user, by number so that runAsNonRoot can verify it.
 USER 1000:1000
-EXPOSE 8080 8081
+EXPOSE 8080
 ENTRYPOINT ["modelcanary"]
 CMD ["run"]

@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { Service } from 'kubernetes-models/v1/Service';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
+import { ROOT } from './helpers/manifests.ts';
+
+type Json = Record<string, any>;
+
+function kubectlMissing(): string | undefined {
+  try {
+    execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'kubectl is not installed';
+  }
+}
+
+const MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  Namespace,
+  ServiceAccount,
+  Service,
+  Deployment,
+  ClusterRole,
+  ClusterRoleBinding,
+  Role,
+  RoleBinding,
+  CustomResourceDefinition,
+};
+
+function rendered(): Json[] {
+  const text = execFileSync('kubectl', ['kustomize', 'deploy/'], { cwd: fileURLToPath(ROOT), encoding: 'utf8' });
+  return parseAllDocuments(text).map((d) => d.toJS() as Json);
+}
+
+test('kubectl kustomize deploy/ renders objects that are valid for Kubernetes', { skip: kubectlMissing() }, () => {
+  const objects = rendered();
+  assert.deepEqual(objects.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+  for (const object of objects) {
+    const Model = MODELS[object.kind];
+    assert.ok(Model !== undefined, object.kind);
+    assert.doesNotThrow(() => {
+      new Model(object as never).validate();
+    }, `${object.kind}/${object.metadata.name}`);
+    const clusterScoped = ['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition'].includes(object.kind);
+    if (!clusterScoped) assert.equal(object.metadata.namespace, 'modelcanary-system', `${object.kind} is in the controller's namespace`);
+  }
+});
+
+test('the Deployment runs two leader-elected replicas, probed, limited and locked down', { skip: kubectlMissing() }, () => {
+  const deployment = rendered().find((o) => o.kind === 'Deployment') ?? {};
+  const pod = deployment.spec.template.spec;
+  const [container] = pod.containers;
+  assert.equal(deployment.spec.replicas, 2);
+  assert.equal(container.image, 'ghcr.io/modelcanary/modelcanary:0.1.0');
+  assert.deepEqual(container.args.slice(0, 2), ['run', '--leader-elect']);
+  assert.equal(container.livenessProbe.httpGet.path, '/healthz');
+  assert.equal(container.readinessProbe.httpGet.path, '/readyz');
+  assert.ok(container.resources.requests.cpu && container.resources.limits.memory);
+  assert.equal(pod.securityContext.runAsNonRoot, true);
+  assert.equal(pod.securityContext.runAsUser, 1000, 'the image user (Dockerfile USER 1000)');
+  assert.equal(container.securityContext.readOnlyRootFilesystem, true);
+  assert.equal(container.securityContext.allowPrivilegeEscalation, false);
+  assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
+  assert.equal(pod.serviceAccountName, 'modelcanary');
+});
+
+test('RBAC grants only named verbs on the resources the controller uses', { skip: kubectlMissing() }, () => {
+  const roles = rendered().filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
+  const grants = roles.flatMap((r) => (r.rules as Json[]).flatMap((rule) => (rule.resources as string[]).map((res) => `${rule.apiGroups[0] || 'core'}/${res}: ${(rule.verbs as string[]).join(',')}`)));
+  for (const g of grants) assert.ok(!g.includes('*'), `no wildcards: ${g}`);
+  assert.ok(grants.every((g) => !/\bdelete\b/.test(g)), 'the controller deletes nothing');
+  assert.deepEqual(grants.sort(), [
+    'coordination.k8s.io/leases: get,create,update',
+    'core/events: create,patch',
+    'core/secrets: get',
+    'events.k8s.io/events: create,patch',
+    'gateway.networking.k8s.io/httproutes: get,list,watch,update,patch',
+    'modelcanary.io/modelcanaries/finalizers: update',
+    'modelcanary.io/modelcanaries/status: get,update,patch',
+    'modelcanary.io/modelcanaries: get,list,watch,update,patch',
+    'networking.istio.io/virtualservices: get,list,watch,update,patch',
+  ]);
+  const leases = roles.find((r) => r.kind === 'Role');
+  assert.equal(leases?.metadata.namespace, 'modelcanary-system', 'leases only in the controller namespace');
+});
