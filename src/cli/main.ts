@@ -5,6 +5,7 @@ import { runCrds } from './crds.ts';
 import { runSimulate } from './simulate.ts';
 import { runBacktest } from './backtest.ts';
 import { runRoute } from './route.ts';
+import { runSandbox } from './sandbox.ts';
 
 const USAGE = `modelcanary: progressive canary rollouts for ML models on Kubernetes
 
@@ -13,6 +14,7 @@ Usage: modelcanary <command> [options]
 Commands:
   validate FILE...    check ModelCanary manifests (multi-document YAML; - reads stdin)
   crds [--write]      print the ModelCanary CRD (--write: update crds/ and the README reference)
+  sandbox             a Kubernetes-API-compatible server in memory, for kubectl and tests
   run                 the controller                                  (not built yet)
   simulate            the analysis engine against simulated models, in virtual time
   backtest            the analysis replayed against Prometheus history
@@ -52,6 +54,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return runBacktest(args, io);
     case 'route':
       return runRoute(args, io);
+    case 'sandbox':
+      return runSandbox(args, io);
     default:
       if (Object.hasOwn(NOT_BUILT, command)) {
         io.stderr.write(`modelcanary ${command}: not built yet (${NOT_BUILT[command] ?? command} is an open issue; see "What works today" in the README)\n`);
