@@ -21,6 +21,8 @@ export type RouterResult = { ok: true; written: boolean; found: RouteWeights } |
 export interface TrafficRouter {
   /** Why the route cannot be managed, or undefined when it can. */
   check(): Promise<string | undefined>;
+  /** The weights the route holds now, without writing. */
+  weights(): Promise<RouterResult>;
   /**
    * Sets the canary's weight, with the pin route while `pin`. `found` is what the route held
    * before: when it differs from the last weight set, someone changed it by hand.
@@ -36,6 +38,10 @@ export class NopRouter implements TrafficRouter {
 
   check(): Promise<string | undefined> {
     return Promise.resolve(undefined);
+  }
+
+  weights(): Promise<RouterResult> {
+    return Promise.resolve({ ok: true, written: false, found: { stable: 100 - this.weight, canary: this.weight } });
   }
 
   apply(weight: number): Promise<RouterResult> {
@@ -106,6 +112,13 @@ class KubernetesRouter implements TrafficRouter {
     if (live === undefined) return this.missing();
     const plan = this.kind.plan(live, 0, false);
     return plan.ok ? undefined : plan.problem;
+  }
+
+  async weights(): Promise<RouterResult> {
+    const live = await this.read();
+    if (live === undefined) return { ok: false, problem: this.missing() };
+    const plan = this.kind.plan(live, 0, false);
+    return plan.ok ? { ok: true, written: false, found: plan.found } : plan;
   }
 
   apply(weight: number, pin: boolean): Promise<RouterResult> {

@@ -1,0 +1,102 @@
+// The rollout's state lives in the ModelCanary's status and nowhere else: these functions turn
+// status into the engine's state and a decision back into status, so a restarted controller
+// resumes exactly where the last one wrote.
+
+import type { ModelCanarySpec } from '../api/modelcanary.ts';
+import { setCondition, type CarriedCounts, type Condition, type ModelCanaryStatus, type Phase } from '../api/status.ts';
+import type { Counts } from '../api/observation.ts';
+import type { AnalysisState, Decision } from '../analysis/engine.ts';
+
+export function analysisStateOf(status: ModelCanaryStatus): AnalysisState {
+  return {
+    stepIndex: status.currentStep ?? 0,
+    passedChecks: status.passedChecks ?? 0,
+    failedChecks: status.failedChecks ?? 0,
+    inconclusiveChecks: status.inconclusiveChecks ?? 0,
+    carried: status.carriedCounts,
+    evidence: status.evidence ?? [],
+  };
+}
+
+/** A rollout has begun for these versions unless the status already tracks them. */
+export function isNewRollout(spec: ModelCanarySpec, status: ModelCanaryStatus): boolean {
+  return status.stableVersion !== spec.stable.version || status.canaryVersion !== spec.canary.version;
+}
+
+export function startingStatus(spec: ModelCanarySpec, generation: number, previous: ModelCanaryStatus, now: Date): ModelCanaryStatus {
+  const weight = spec.analysis.steps[0] ?? 0;
+  const conditions = setCondition(
+    setCondition(previous.conditions ?? [], { type: 'Valid', status: 'True', reason: 'SpecAccepted', message: 'the spec is valid', observedGeneration: generation }, now),
+    { type: 'Progressing', status: 'True', reason: 'RolloutStarted', message: `canary ${spec.canary.version} at ${weight} %`, observedGeneration: generation },
+    now,
+  );
+  return {
+    phase: 'Progressing',
+    observedGeneration: generation,
+    stableVersion: spec.stable.version,
+    canaryVersion: spec.canary.version,
+    canaryWeight: weight,
+    currentStep: 0,
+    passedChecks: 0,
+    failedChecks: 0,
+    inconclusiveChecks: 0,
+    evidence: [],
+    conditions,
+    message: `rollout of ${spec.canary.version} started at ${weight} %`,
+    lastAnalysis: { time: now.toISOString(), decision: 'start', reason: `canary ${spec.canary.version} at ${weight} %`, metrics: [] },
+  };
+}
+
+const PHASE_OF: Record<Decision['action'], Phase> = { hold: 'Progressing', advance: 'Progressing', promote: 'Succeeded', rollback: 'RolledBack' };
+
+export function statusAfter(decision: Decision, previous: ModelCanaryStatus, generation: number, now: Date): ModelCanaryStatus {
+  const state = decision.state;
+  let conditions: Condition[] = previous.conditions ?? [];
+  const set = (type: string, status: Condition['status'], reason: string, message: string): void => {
+    conditions = setCondition(conditions, { type, status, reason, message, observedGeneration: generation }, now);
+  };
+  const alarm = decision.inconclusiveAlarm;
+  set('MetricsAvailable', alarm ? 'False' : 'True', alarm ? 'NoEvidence' : 'Measured', alarm ? decision.reason : 'the last checks could judge the canary');
+  if (decision.action === 'promote') {
+    set('Progressing', 'False', 'Promoted', decision.reason);
+    set('Promoted', 'True', 'ChecksPassed', decision.reason);
+  } else if (decision.action === 'rollback') {
+    set('Progressing', 'False', 'RolledBack', decision.reason);
+    set('Promoted', 'False', 'RolledBack', decision.reason);
+  }
+  return {
+    ...previous,
+    phase: PHASE_OF[decision.action],
+    observedGeneration: generation,
+    canaryWeight: decision.weight,
+    currentStep: state.stepIndex,
+    passedChecks: state.passedChecks,
+    failedChecks: state.failedChecks,
+    inconclusiveChecks: state.inconclusiveChecks,
+    carriedCounts: state.carried === undefined ? undefined : { stable: roundCounts(state.carried.stable), canary: roundCounts(state.carried.canary) },
+    evidence: state.evidence,
+    conditions,
+    message: decision.reason.slice(0, 4096),
+    lastAnalysis: {
+      time: now.toISOString(),
+      decision: decision.action,
+      reason: decision.reason.slice(0, 4096),
+      metrics: decision.verdicts.map((v) => ({
+        name: v.name,
+        verdict: v.verdict,
+        stable: finite(v.stable),
+        canary: finite(v.canary),
+        reason: v.reason.slice(0, 4096),
+      })),
+    },
+  };
+}
+
+function finite(x: number | undefined): number | null {
+  return x === undefined || !Number.isFinite(x) ? null : x;
+}
+
+function roundCounts(c: Counts): CarriedCounts['stable'] {
+  const latency = c.latency === undefined ? undefined : { bounds: [...c.latency.bounds], cumulative: [...c.latency.cumulative] };
+  return { requests: Math.round(c.requests), errors: Math.round(c.errors), latency };
+}

@@ -1,0 +1,211 @@
+// The controller end to end on the sandbox API server, with the real client-node: rollouts that
+// promote and roll back, a restart in the middle, an invalid spec, and a delete that restores
+// the route. Metrics come from a fake provider (the real Prometheus joins in the demo).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import type { Sample } from '../src/api/observation.ts';
+import type { ModelCanary } from '../src/api/modelcanary.ts';
+import type { MetricsProvider, VersionSelector } from '../src/metrics/provider.ts';
+import { fromBucketCounts, ISTIO_BUCKETS_MS } from '../src/analysis/histogram.ts';
+import { createRouter } from '../src/routing/router.ts';
+import { Controller } from '../src/controller/controller.ts';
+import { KubeObjectStore } from '../src/controller/kube-store.ts';
+import { KubeCanaryClient, KubeEventRecorder } from '../src/controller/kube-canaries.ts';
+import { sandboxHarness, type SandboxHarness } from './helpers/sandbox.ts';
+
+type Json = Record<string, any>;
+
+/** Healthy versions answer 0.1 % 5xx; a canary listed in `failing` answers 20 %. */
+class FakeProvider implements MetricsProvider {
+  readonly failing = new Set<string>();
+
+  counts(selectors: readonly VersionSelector[]): Promise<Map<string, Sample>> {
+    return Promise.resolve(
+      new Map(
+        selectors.map((s) => {
+          const bad = s.key.endsWith('/canary') && this.failing.has(s.key.split('/')[1] ?? '');
+          const requests = 2000;
+          const perBucket = [...ISTIO_BUCKETS_MS, Infinity].map((b) => (b === 100 ? requests : 0));
+          return [s.key, { kind: 'counts', counts: { requests, errors: bad ? 400 : 2, latency: fromBucketCounts(ISTIO_BUCKETS_MS, perBucket) } }];
+        }),
+      ),
+    );
+  }
+
+  value(): Promise<Sample> {
+    return Promise.resolve({ kind: 'noData', reason: 'not used' });
+  }
+}
+
+const NS = 'ml-serving';
+const MCAN = { group: 'modelcanary.io', version: 'v1alpha1', plural: 'modelcanaries', namespace: NS };
+const VS = { group: 'networking.istio.io', version: 'v1', plural: 'virtualservices', namespace: NS };
+
+let harness: SandboxHarness;
+let api: CustomObjectsApi;
+const provider = new FakeProvider();
+const errors: string[] = [];
+
+function controller(): Controller {
+  const store = new KubeObjectStore(harness.kubeConfig);
+  return new Controller(
+    {
+      canaries: new KubeCanaryClient(harness.kubeConfig),
+      routerFor: (canary: ModelCanary) => createRouter(canary, store),
+      provider,
+      events: new KubeEventRecorder(harness.kubeConfig),
+      log: { info: () => undefined, warn: () => undefined },
+      now: () => new Date(),
+    },
+    { kubeConfig: harness.kubeConfig, namespaces: [NS], onError: (key, error) => errors.push(`${key}: ${String(error)}`) },
+  );
+}
+
+before(async () => {
+  harness = await sandboxHarness({ namespaces: [NS] });
+  api = harness.kubeConfig.makeApiClient(CustomObjectsApi);
+});
+after(() => harness.stop());
+
+async function createPair(name: string, analysis: Json = {}, canaryVersion = 'v2'): Promise<void> {
+  await api.createNamespacedCustomObject({
+    ...VS,
+    body: {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name },
+      spec: { hosts: [name], http: [{ name: 'predict', route: [{ destination: { host: name, subset: 'v1' } }], timeout: '5s' }] },
+    },
+  });
+  await api.createNamespacedCustomObject({
+    ...MCAN,
+    body: {
+      apiVersion: 'modelcanary.io/v1alpha1',
+      kind: 'ModelCanary',
+      metadata: { name },
+      spec: {
+        model: name,
+        stable: { version: 'v1', destination: { host: name, subset: 'v1' } },
+        canary: { version: canaryVersion, destination: { host: name, subset: canaryVersion } },
+        trafficRouting: { istio: { virtualService: name } },
+        analysis: { interval: '1s', steps: [10, 30, 100], metrics: [{ name: 'error-rate', type: 'errorRate', max: 0.01 }], ...analysis },
+      },
+    },
+  });
+}
+
+async function weights(name: string): Promise<number[]> {
+  const vs = (await api.getNamespacedCustomObject({ ...VS, name })) as Json;
+  return (vs.spec.http as Json[]).find((r) => r.name === 'predict')?.route.map((d: Json) => d.weight ?? 100);
+}
+
+async function status(name: string): Promise<Json> {
+  return ((await api.getNamespacedCustomObject({ ...MCAN, name })) as Json).status ?? {};
+}
+
+/** Polls until `accept` holds, bounded; no timing assert. */
+async function until<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (accept(value)) return value;
+    assert.ok(Date.now() < deadline, `${what}: still ${JSON.stringify(value)} after ${ms} ms (errors: ${errors.join('; ')})`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function reasons(name: string): Promise<string[]> {
+  const core = harness.kubeConfig.makeApiClient(CoreV1Api);
+  const list = await core.listNamespacedEvent({ namespace: NS });
+  return list.items.filter((e) => e.involvedObject.name === name).map((e) => e.reason ?? '');
+}
+
+test('a healthy canary goes 10 → 30 → 100 and ends Succeeded; a bad one ends RolledBack at 100/0', async () => {
+  const c = controller();
+  await c.start();
+  try {
+    provider.failing.add('bad-model');
+    await createPair('good-model');
+    await createPair('bad-model');
+    const seen = new Set<string>();
+    const good = await until('good-model succeeds', async () => {
+      const s = await status('good-model');
+      seen.add(String(s.canaryWeight));
+      return s;
+    }, (s) => s.phase === 'Succeeded');
+    assert.deepEqual(await weights('good-model'), [0, 100]);
+    assert.ok(seen.has('30'), `weights seen: ${[...seen].join(', ')}`);
+    assert.equal(good.canaryWeight, 100);
+    assert.equal(good.conditions.find((x: Json) => x.type === 'Promoted')?.status, 'True');
+    assert.match(good.lastAnalysis.reason, /all checks passed at 30 %: promoting/);
+
+    const bad = await until('bad-model rolls back', () => status('bad-model'), (s) => s.phase === 'RolledBack');
+    assert.deepEqual(await weights('bad-model'), [100, 0]);
+    assert.match(bad.message, /error-rate: .*canary 5xx ratio 20\.0 % is above max 1\.00 %/);
+    assert.deepEqual(new Set(await reasons('good-model')), new Set(['RolloutStarted', 'StepAdvanced', 'Promoted']));
+    assert.ok((await reasons('bad-model')).includes('RolledBack'));
+    // The route kept what the controller does not own.
+    const vs = (await api.getNamespacedCustomObject({ ...VS, name: 'good-model' })) as Json;
+    assert.equal(vs.spec.http[0].timeout, '5s');
+  } finally {
+    await c.stop();
+  }
+});
+
+test('a new controller continues a rollout where the last one stopped, never back a step', async () => {
+  const first = controller();
+  await first.start();
+  await createPair('resumed', { checksPerStep: 3 });
+  await until('reaches 30 %', () => status('resumed'), (s) => s.canaryWeight === 30);
+  await first.stop();
+  const atStop = await status('resumed');
+  const second = controller();
+  await second.start();
+  try {
+    const weightsSeen: number[] = [];
+    await until('resumed promotes', async () => {
+      const s = await status('resumed');
+      weightsSeen.push(s.canaryWeight);
+      return s;
+    }, (s) => s.phase === 'Succeeded');
+    assert.ok(weightsSeen.every((w) => w >= 30), `went back a step: ${weightsSeen.join(', ')}`);
+    assert.equal(atStop.currentStep, 1);
+  } finally {
+    await second.stop();
+  }
+});
+
+test('an invalid spec gets a condition and an event, and the route is left alone', async () => {
+  const c = controller();
+  await c.start();
+  try {
+    // The CRD schema takes it (its CEL rules are the API server's, not the sandbox's); the controller must not.
+    await createPair('broken', {}, 'v1');
+    const s = await until('invalid condition', () => status('broken'), (x) => (x.conditions ?? []).some((k: Json) => k.type === 'Valid' && k.status === 'False'));
+    assert.match(s.conditions.find((k: Json) => k.type === 'Valid').message, /spec\.canary\.version: must differ from stable\.version/);
+    assert.ok((await reasons('broken')).includes('InvalidSpec'));
+    assert.equal(s.phase, 'Failed');
+    const vs = (await api.getNamespacedCustomObject({ ...VS, name: 'broken' })) as Json;
+    assert.deepEqual(vs.spec.http[0].route, [{ destination: { host: 'broken', subset: 'v1' } }], 'route untouched');
+  } finally {
+    await c.stop();
+  }
+});
+
+test('deleting a ModelCanary restores the route as it was', async () => {
+  const c = controller();
+  await c.start();
+  try {
+    await createPair('deleted', { checksPerStep: 50 });
+    await until('takes over at 10 %', () => weights('deleted'), (w) => w[1] === 10);
+    await api.deleteNamespacedCustomObject({ ...MCAN, name: 'deleted' });
+    await until('route restored', () => weights('deleted'), (w) => w.length === 1 && w[0] === 100);
+    const vs = (await api.getNamespacedCustomObject({ ...VS, name: 'deleted' })) as Json;
+    assert.deepEqual(vs.spec.http[0].route, [{ destination: { host: 'deleted', subset: 'v1' } }]);
+    assert.equal(vs.metadata.annotations?.['modelcanary.io/original-routes'], undefined);
+    await until('object gone', () => api.getNamespacedCustomObject({ ...MCAN, name: 'deleted' }).then(() => 'present', () => 'gone'), (x) => x === 'gone');
+  } finally {
+    await c.stop();
+  }
+});
