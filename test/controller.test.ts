@@ -53,7 +53,7 @@ function controller(): Controller {
     {
       canaries: new KubeCanaryClient(harness.kubeConfig),
       routerFor: (canary: ModelCanary) => createRouter(canary, store),
-      provider,
+      providerFor: () => provider,
       events: new KubeEventRecorder(harness.kubeConfig),
       log: { info: () => undefined, warn: () => undefined },
       now: () => new Date(),

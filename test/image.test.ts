@@ -374,9 +374,9 @@ describe('the final image, reproduced without Docker', () => {
   });
 
   /** `docker run IMAGE ...args` (no args: the image's CMD), with the image's ENV and WORKDIR. */
-  function runImage(args: string[]): Promise<Run> {
+  function runImage(args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
     assert.ok(image !== undefined && entrypoint !== undefined, 'the image was not reproduced');
-    const env = { PATH: image.env.PATH ?? process.env.PATH ?? DEFAULT_PATH, ...image.env };
+    const env = { PATH: image.env.PATH ?? process.env.PATH ?? DEFAULT_PATH, ...image.env, ...extraEnv };
     return runProcess(process.execPath, [entrypoint.file, ...entrypoint.args, ...(args.length === 0 ? cmd : args)], {
       cwd: join(image.root, image.workdir),
       env,
@@ -447,13 +447,13 @@ describe('the final image, reproduced without Docker', () => {
     assert.equal(result.code, 0, result.stderr);
   });
 
-  test('the default command (CMD) starts the CLI', async () => {
-    const result = await runImage([]);
+  test('the default command (CMD) starts the controller', async () => {
+    // No cluster here: pointed at a kubeconfig that does not exist, `run` must load the whole
+    // controller with production dependencies only, then stop with a clear message.
+    const result = await runImage([], { KUBECONFIG: '/nonexistent/kubeconfig' });
     assert.equal(result.signal, null, 'the process was killed (timed out?)');
-    // `run` is the controller, which is not built yet (a later issue): today the default command
-    // must start, load the CLI, and say so. When the controller exists, replace these two
-    // assertions with ones that start `run` (e.g. against a fake API server) and check it serves.
-    assert.match(result.stderr, /not built yet/);
-    assert.doesNotMatch(result.stderr, /ERR_|Error:/);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^modelcanary run: cannot load the kubeconfig \/nonexistent\/kubeconfig: /m);
+    assert.doesNotMatch(result.stderr, /ERR_MODULE|Cannot find (module|package)/);
   });
 });

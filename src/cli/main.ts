@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { EXIT, type Io } from './io.ts';
 import { runValidate } from './validate.ts';
 import { runCrds } from './crds.ts';
@@ -6,6 +5,8 @@ import { runSimulate } from './simulate.ts';
 import { runBacktest } from './backtest.ts';
 import { runRoute } from './route.ts';
 import { runSandbox } from './sandbox.ts';
+import { runController } from './run.ts';
+import { packageVersion } from './version.ts';
 
 const USAGE = `modelcanary: progressive canary rollouts for ML models on Kubernetes
 
@@ -15,7 +16,7 @@ Commands:
   validate FILE...    check ModelCanary manifests (multi-document YAML; - reads stdin)
   crds [--write]      print the ModelCanary CRD (--write: update crds/ and the README reference)
   sandbox             a Kubernetes-API-compatible server in memory, for kubectl and tests
-  run                 the controller                                  (not built yet)
+  run                 the controller (leader election not built yet)
   simulate            the analysis engine against simulated models, in virtual time
   backtest            the analysis replayed against Prometheus history
   route               the route object the controller would write at a weight
@@ -27,7 +28,6 @@ Options:
 `;
 
 const NOT_BUILT: Record<string, string> = {
-  run: 'the controller runtime',
   demo: 'the demo',
 };
 
@@ -42,7 +42,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return command === undefined ? EXIT.unreadable : EXIT.ok;
     case '-v':
     case '--version':
-      io.stdout.write(`${version()}\n`);
+      io.stdout.write(`${packageVersion()}\n`);
       return EXIT.ok;
     case 'validate':
       return runValidate(args, io);
@@ -56,6 +56,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return runRoute(args, io);
     case 'sandbox':
       return runSandbox(args, io);
+    case 'run':
+      return runController(args, io);
     default:
       if (Object.hasOwn(NOT_BUILT, command)) {
         io.stderr.write(`modelcanary ${command}: not built yet (${NOT_BUILT[command] ?? command} is an open issue; see "What works today" in the README)\n`);
@@ -64,9 +66,4 @@ export async function main(argv: string[], io: Io): Promise<number> {
       io.stderr.write(`modelcanary: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.unreadable;
   }
-}
-
-function version(): string {
-  const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-  return typeof pkg === 'object' && pkg !== null && 'version' in pkg ? String(pkg.version) : 'unknown';
 }

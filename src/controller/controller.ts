@@ -16,6 +16,8 @@ export interface ControllerOptions {
   random?: () => number;
   /** Called when a reconcile fails; the key is retried with backoff. */
   onError?: (key: string, error: unknown) => void;
+  /** Called after every reconcile with its duration, for the controller's metrics. */
+  onReconciled?: (key: string, seconds: number) => void;
 }
 
 interface Entry {
@@ -33,10 +35,16 @@ export class Controller {
   private readonly informers: Informer<KubernetesObject>[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = false;
+  private synced = false;
 
   constructor(deps: ReconcileDeps, options: ControllerOptions) {
     this.deps = deps;
     this.options = options;
+  }
+
+  /** True once every informer has listed: the caches are synced. */
+  get ready(): boolean {
+    return this.synced;
   }
 
   async start(): Promise<void> {
@@ -65,6 +73,7 @@ export class Controller {
       this.informers.push(informer);
       await informer.start();
     }
+    this.synced = true;
   }
 
   /** Stops taking work and waits for the reconciles in flight to finish. */
@@ -107,6 +116,7 @@ export class Controller {
     }
     entry.running = true;
     const [namespace = 'default', name = ''] = key.split('/');
+    const started = performance.now();
     const work = reconcile(namespace, name, this.deps)
       .then((result) => {
         entry.failures = 0;
@@ -118,6 +128,7 @@ export class Controller {
         this.schedule(key, entry, Math.min(60_000, 500 * 2 ** Math.min(entry.failures, 7)));
       })
       .finally(() => {
+        this.options.onReconciled?.(key, (performance.now() - started) / 1000);
         entry.running = false;
         this.inFlight.delete(work);
         if (entry.again) {

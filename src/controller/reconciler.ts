@@ -40,7 +40,7 @@ export interface ReconcileObserver {
 export interface ReconcileDeps {
   canaries: CanaryClient;
   routerFor(canary: ModelCanary): TrafficRouter;
-  provider: MetricsProvider;
+  providerFor(canary: ModelCanary): MetricsProvider;
   events: EventRecorder;
   log: Logger;
   now(): Date;
@@ -132,7 +132,7 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
 
   // Evidence since the previous check, bounded so a long outage does not judge an hour at once.
   const sinceMs = Math.min(Math.max(now.getTime() - last, canary.spec.analysis.interval), 10 * canary.spec.analysis.interval);
-  const observation = (await observeAll(deps.provider, [canary], sinceMs, now)).get(canaryKey(canary));
+  const observation = (await observeAll(deps.providerFor(canary), [canary], sinceMs, now)).get(canaryKey(canary));
   if (observation === undefined) return { requeueAfterMs: canary.spec.analysis.interval };
   const decision = decide(canary.spec.analysis, analysisStateOf(previous), observation);
   const terminal = decision.action === 'promote' || decision.action === 'rollback';

@@ -25,6 +25,8 @@ export interface PrometheusClientConfig {
   retries?: number;
   backoffMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Told the duration of every attempt, for the controller's metrics. */
+  onQuery?: (seconds: number, outcome: 'ok' | 'error') => void;
 }
 
 export interface Series {
@@ -102,6 +104,13 @@ export class PrometheusClient {
   }
 
   private async attempt(body: URLSearchParams): Promise<{ result: QueryResult; retry: boolean }> {
+    const started = performance.now();
+    const outcome = await this.send(body);
+    this.config.onQuery?.((performance.now() - started) / 1000, outcome.result.kind === 'error' ? 'error' : 'ok');
+    return outcome;
+  }
+
+  private async send(body: URLSearchParams): Promise<{ result: QueryResult; retry: boolean }> {
     this.sent++;
     let response;
     try {

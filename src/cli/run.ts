@@ -1,0 +1,155 @@
+// `modelcanary run`: the composition root of the controller. Flags (and their environment
+// equivalents) are read here and nowhere below.
+
+import { KubeConfig } from '@kubernetes/client-node';
+import type { ModelCanary } from '../api/modelcanary.ts';
+import { Controller } from '../controller/controller.ts';
+import { KubeObjectStore } from '../controller/kube-store.ts';
+import { KubeCanaryClient, KubeEventRecorder } from '../controller/kube-canaries.ts';
+import { PrometheusClient } from '../metrics/prometheus-client.ts';
+import { PrometheusMetricsProvider } from '../metrics/prometheus-provider.ts';
+import type { MetricsProvider } from '../metrics/provider.ts';
+import { createLogger, isLogLevel } from '../observability/logger.ts';
+import { ControllerMetrics } from '../observability/metrics.ts';
+import { startHealthServer } from '../observability/server.ts';
+import { createRouter } from '../routing/router.ts';
+import { parseCommand } from './args.ts';
+import { EXIT, type Io } from './io.ts';
+import { packageVersion } from './version.ts';
+
+const USAGE = `Usage: modelcanary run [flags]
+
+Runs the controller: watches ModelCanaries and rolls them out.
+
+Flags (environment variable in brackets):
+  --kubeconfig FILE     kubeconfig to use; default: in-cluster, then ~/.kube/config [KUBECONFIG]
+  --namespace NS        watch only this namespace; repeatable; default: all [MODELCANARY_NAMESPACES, comma-separated]
+  --selector LABELS     only ModelCanaries with these labels, to shard [MODELCANARY_SELECTOR]
+  --metrics-addr ADDR   where /metrics, /healthz and /readyz listen; default :8080 [MODELCANARY_METRICS_ADDR]
+  --prometheus URL      Prometheus for ModelCanaries without metricsProvider [MODELCANARY_PROMETHEUS]
+  --log-level LEVEL     trace, debug, info, warn, error; default info [MODELCANARY_LOG_LEVEL]
+  --leader-elect        run as one of several replicas (not built yet) [MODELCANARY_LEADER_ELECT=true]
+`;
+
+export async function runController(args: string[], io: Io, signal?: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const parsed = parseCommand(
+    'run',
+    args,
+    {
+      kubeconfig: { type: 'string' },
+      namespace: { type: 'string', multiple: true },
+      selector: { type: 'string' },
+      'metrics-addr': { type: 'string' },
+      prometheus: { type: 'string' },
+      'log-level': { type: 'string' },
+      'leader-elect': { type: 'boolean' },
+    },
+    USAGE,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
+  const namespaces = values.namespace ?? (env.MODELCANARY_NAMESPACES ?? '').split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const level = values['log-level'] ?? env.MODELCANARY_LOG_LEVEL ?? 'info';
+  if (!isLogLevel(level)) {
+    io.stderr.write(`modelcanary run: --log-level must be one of trace, debug, info, warn, error, fatal, silent, not ${level}\n`);
+    return EXIT.invalid;
+  }
+  if (values['leader-elect'] === true || env.MODELCANARY_LEADER_ELECT === 'true') {
+    io.stderr.write('modelcanary run: --leader-elect is not built yet (issue 6); run a single replica without it\n');
+    return EXIT.unreadable;
+  }
+  const defaultPrometheus = values.prometheus ?? env.MODELCANARY_PROMETHEUS ?? 'http://prometheus.istio-system:9090';
+  const log = createLogger({ level, destination: io.stderr as NodeJS.WritableStream & { isTTY?: boolean } });
+
+  const kubeConfig = new KubeConfig();
+  const kubeconfigFile = values.kubeconfig ?? env.KUBECONFIG;
+  try {
+    if (kubeconfigFile === undefined) kubeConfig.loadFromDefault();
+    else kubeConfig.loadFromFile(kubeconfigFile);
+  } catch (error) {
+    io.stderr.write(`modelcanary run: cannot load the kubeconfig${kubeconfigFile === undefined ? '' : ` ${kubeconfigFile}`}: ${(error as Error).message}\n`);
+    return EXIT.unreadable;
+  }
+
+  const metrics = new ControllerMetrics(packageVersion());
+  const providers = new Map<string, MetricsProvider>();
+  const providerFor = (canary: ModelCanary): MetricsProvider => {
+    const settings = canary.spec.metricsProvider?.prometheus;
+    const address = settings?.address ?? defaultPrometheus;
+    const key = JSON.stringify([address, settings?.headers ?? {}, settings?.timeout ?? 10_000]);
+    let provider = providers.get(key);
+    if (provider === undefined) {
+      if (settings?.secretRef !== undefined) log.warn({ canary: canary.metadata.name, secret: settings.secretRef.name }, 'secretRef is not read yet: querying without credentials');
+      provider = new PrometheusMetricsProvider(
+        new PrometheusClient({ address, headers: settings?.headers, timeoutMs: settings?.timeout, onQuery: (seconds, outcome) => { metrics.queried(seconds, outcome); } }),
+      );
+      providers.set(key, provider);
+    }
+    return provider;
+  };
+  const store = new KubeObjectStore(kubeConfig);
+  const controller = new Controller(
+    {
+      canaries: new KubeCanaryClient(kubeConfig),
+      routerFor: (canary) => createRouter(canary, store),
+      providerFor,
+      events: new KubeEventRecorder(kubeConfig),
+      log,
+      now: () => new Date(),
+      observer: {
+        checked: (canary, decision, status) => {
+          const outcome = decision.action === 'promote' ? 'promoted' : decision.action === 'rollback' ? 'rolledBack' : undefined;
+          const started = status.conditions?.find((c) => c.type === 'Progressing' && c.reason === 'RolloutStarted')?.lastTransitionTime;
+          metrics.recordCheck({
+            namespace: canary.metadata.namespace ?? 'default',
+            name: canary.metadata.name,
+            phase: status.phase ?? 'Progressing',
+            weight: status.canaryWeight ?? 0,
+            metrics: decision.verdicts.map((v) => ({ metric: v.name, verdict: v.verdict, stable: v.stable, canary: v.canary })),
+            outcome,
+            durationSeconds: outcome === undefined || started === undefined ? undefined : (Date.now() - Date.parse(started)) / 1000,
+          });
+        },
+      },
+    },
+    {
+      kubeConfig,
+      namespaces,
+      selector: values.selector ?? env.MODELCANARY_SELECTOR,
+      onError: (key, error) => {
+        const [namespace = '', name = ''] = key.split('/');
+        metrics.reconcileFailed(namespace, name);
+        log.warn({ canary: key, error: error instanceof Error ? error.message : String(error) }, 'reconcile failed; retrying');
+      },
+      onReconciled: (_key, seconds) => {
+        metrics.reconciled(seconds);
+      },
+    },
+  );
+
+  let server;
+  try {
+    server = await startHealthServer(values['metrics-addr'] ?? env.MODELCANARY_METRICS_ADDR ?? ':8080', metrics.registry, () => controller.ready);
+    await controller.start();
+  } catch (error) {
+    io.stderr.write(`modelcanary run: ${(error as Error).message}\n`);
+    await server?.close();
+    return EXIT.unreadable;
+  }
+  log.info({ namespaces: namespaces.length === 0 ? 'all' : namespaces.join(','), metrics: server.address, prometheus: defaultPrometheus }, 'controller started');
+
+  // Graceful shutdown: stop taking work, let the reconcile in flight finish, then close.
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      resolve();
+    };
+    if (signal !== undefined) signal.addEventListener('abort', stop, { once: true });
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  log.info({}, 'stopping');
+  await controller.stop();
+  await server.close();
+  return EXIT.ok;
+}

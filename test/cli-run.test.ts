@@ -1,0 +1,74 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { runController } from '../src/cli/run.ts';
+import { sandboxHarness, type SandboxHarness } from './helpers/sandbox.ts';
+import { modelcanary } from './helpers/cli.ts';
+
+let harness: SandboxHarness;
+before(async () => {
+  harness = await sandboxHarness({ namespaces: ['ml-serving'] });
+});
+after(() => harness.stop());
+
+test('modelcanary run serves /healthz, /readyz and /metrics, handles ModelCanaries, and stops on signal', async () => {
+  let logs = '';
+  const abort = new AbortController();
+  const io = { stdout: { write: () => true }, stderr: { write: (t: string) => (logs += t) }, stdin: process.stdin, cwd: process.cwd() };
+  const running = runController(['--kubeconfig', harness.kubeconfigFile, '--metrics-addr', '127.0.0.1:0', '--namespace', 'ml-serving', '--prometheus', 'http://127.0.0.1:1'], io, abort.signal, {});
+  const started = async (): Promise<string> => {
+    for (let i = 0; i < 200; i++) {
+      const match = /"metrics":"([\d.]+:\d+)"/.exec(logs);
+      if (match?.[1] !== undefined) return match[1];
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`no start line in ${logs}`);
+  };
+  const address = await started();
+  assert.equal((await fetch(`http://${address}/healthz`)).status, 200);
+  assert.equal((await fetch(`http://${address}/readyz`)).status, 200);
+  const metrics = await (await fetch(`http://${address}/metrics`)).text();
+  assert.match(metrics, /^modelcanary_info\{version="0\.1\.0"\} 1$/m);
+  for (const name of ['modelcanary_phase', 'modelcanary_canary_weight', 'modelcanary_analysis_checks_total', 'modelcanary_rollouts_total', 'modelcanary_rollout_duration_seconds', 'modelcanary_reconcile_duration_seconds', 'modelcanary_reconcile_errors_total', 'modelcanary_prometheus_query_duration_seconds', 'modelcanary_analysis_metric_value']) {
+    assert.match(metrics, new RegExp(`^# TYPE ${name} `, 'm'), name);
+  }
+
+  // A ModelCanary whose spec the controller refuses: a condition, with nothing else running.
+  const api = harness.kubeConfig.makeApiClient(CustomObjectsApi);
+  await api.createNamespacedCustomObject({
+    group: 'modelcanary.io',
+    version: 'v1alpha1',
+    plural: 'modelcanaries',
+    namespace: 'ml-serving',
+    body: {
+      apiVersion: 'modelcanary.io/v1alpha1',
+      kind: 'ModelCanary',
+      metadata: { name: 'same-versions' },
+      spec: {
+        model: 'm',
+        stable: { version: 'v1', destination: { host: 'm', subset: 'v1' } },
+        canary: { version: 'v1', destination: { host: 'm', subset: 'v1' } },
+        trafficRouting: { istio: { virtualService: 'm' } },
+        analysis: { metrics: [{ name: 'e', type: 'errorRate', max: 0.01 }] },
+      },
+    },
+  });
+  for (let i = 0; ; i++) {
+    const object = (await api.getNamespacedCustomObject({ group: 'modelcanary.io', version: 'v1alpha1', plural: 'modelcanaries', namespace: 'ml-serving', name: 'same-versions' })) as { status?: { phase?: string } };
+    if (object.status?.phase === 'Failed') break;
+    assert.ok(i < 200, 'the controller did not mark the invalid ModelCanary');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  abort.abort();
+  assert.equal(await running, 0);
+  await assert.rejects(fetch(`http://${address}/healthz`));
+});
+
+test('modelcanary run refuses bad flags and leader election, which is not built yet', async () => {
+  const level = await modelcanary(['run', '--log-level', 'loud']);
+  assert.equal(level.code, 1);
+  assert.match(level.stderr, /--log-level must be one of trace, debug, info, warn, error, fatal, silent, not loud/);
+  const leader = await modelcanary(['run', '--leader-elect']);
+  assert.equal(leader.code, 2);
+  assert.match(leader.stderr, /--leader-elect is not built yet/);
+});
