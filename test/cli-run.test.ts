@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { runController } from '../src/cli/run.ts';
 import { sandboxHarness, type SandboxHarness } from './helpers/sandbox.ts';
 import { modelcanary } from './helpers/cli.ts';
@@ -64,11 +64,28 @@ test('modelcanary run serves /healthz, /readyz and /metrics, handles ModelCanari
   await assert.rejects(fetch(`http://${address}/healthz`));
 });
 
-test('modelcanary run refuses bad flags and leader election, which is not built yet', async () => {
+test('modelcanary run refuses a bad flag with the fix', async () => {
   const level = await modelcanary(['run', '--log-level', 'loud']);
   assert.equal(level.code, 1);
   assert.match(level.stderr, /--log-level must be one of trace, debug, info, warn, error, fatal, silent, not loud/);
-  const leader = await modelcanary(['run', '--leader-elect']);
-  assert.equal(leader.code, 2);
-  assert.match(leader.stderr, /--leader-elect is not built yet/);
+});
+
+test('modelcanary run --leader-elect takes the Lease, leads, and hands it back on stop', async () => {
+  let logs = '';
+  const abort = new AbortController();
+  const io = { stdout: { write: () => true }, stderr: { write: (t: string) => (logs += t) }, stdin: process.stdin, cwd: process.cwd() };
+  const env = { POD_NAMESPACE: 'ml-serving', POD_NAME: 'modelcanary-0' };
+  const running = runController(['--kubeconfig', harness.kubeconfigFile, '--metrics-addr', '127.0.0.1:0', '--leader-elect', '--log-level', 'info'], io, abort.signal, env);
+  const leases = harness.kubeConfig.makeApiClient(CoordinationV1Api);
+  for (let i = 0; !logs.includes('leading: reconciling'); i++) {
+    assert.ok(i < 300, `never led: ${logs}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const lease = await leases.readNamespacedLease({ name: 'modelcanary-leader', namespace: 'ml-serving' });
+  assert.equal(lease.spec?.holderIdentity, 'modelcanary-0');
+  assert.equal(lease.spec.leaseDurationSeconds, 15);
+  abort.abort();
+  assert.equal(await running, 0);
+  const released = await leases.readNamespacedLease({ name: 'modelcanary-leader', namespace: 'ml-serving' });
+  assert.equal(released.spec?.holderIdentity, undefined, 'released on a graceful stop');
 });

@@ -16,7 +16,7 @@ Commands:
   validate FILE...    check ModelCanary manifests (multi-document YAML; - reads stdin)
   crds [--write]      print the ModelCanary CRD (--write: update crds/ and the README reference)
   sandbox             a Kubernetes-API-compatible server in memory, for kubectl and tests
-  run                 the controller (leader election not built yet)
+  run                 the controller
   simulate            the analysis engine against simulated models, in virtual time
   backtest            the analysis replayed against Prometheus history
   route               the route object the controller would write at a weight
