@@ -13,6 +13,7 @@ import { Controller } from '../src/controller/controller.ts';
 import { KubeObjectStore } from '../src/controller/kube-store.ts';
 import { KubeCanaryClient, KubeEventRecorder } from '../src/controller/kube-canaries.ts';
 import { sandboxHarness, type SandboxHarness } from './helpers/sandbox.ts';
+import { seeded } from '../src/analysis/random.ts';
 
 type Json = Record<string, any>;
 
@@ -58,7 +59,7 @@ function controller(): Controller {
       log: { info: () => undefined, warn: () => undefined },
       now: () => new Date(),
     },
-    { kubeConfig: harness.kubeConfig, namespaces: [NS], onError: (key, error) => errors.push(`${key}: ${String(error)}`) },
+    { kubeConfig: harness.kubeConfig, namespaces: [NS], reconcileTimeoutMs: 5000, onError: (key, error) => errors.push(`${key}: ${String(error).slice(0, 120)}`) },
   );
 }
 
@@ -208,4 +209,27 @@ test('deleting a ModelCanary restores the route as it was', async () => {
   } finally {
     await c.stop();
   }
+});
+
+test('with writes failing with 409 and watches dropped every few seconds, rollouts still end right', async () => {
+  provider.failing.add('chaos-bad');
+  // The test's own objects go in before the faults: the controller is what must cope.
+  await createPair('chaos-good', { checksPerStep: 2 });
+  await createPair('chaos-bad', { checksPerStep: 2 });
+  const c = controller();
+  await c.start();
+  // Half of all writes (status, routes, events, finalizers) fail with 409, from a seeded draw.
+  const random = seeded(3);
+  harness.sandbox.faults.failShareOfWrites(0.5, 409, () => random.next());
+  harness.sandbox.faults.dropWatchesEvery(2000);
+  try {
+    await until('chaos-good succeeds', () => status('chaos-good'), (s) => s.phase === 'Succeeded', 60_000);
+    await until('chaos-bad rolls back', () => status('chaos-bad'), (s) => s.phase === 'RolledBack', 60_000);
+  } finally {
+    harness.sandbox.faults.reset();
+    await c.stop();
+  }
+  assert.deepEqual(await weights('chaos-good'), [0, 100]);
+  assert.deepEqual(await weights('chaos-bad'), [100, 0]);
+  assert.ok(errors.some((e) => /409|Conflict/i.test(e)), 'conflicts were injected and retried');
 });

@@ -16,6 +16,8 @@ export interface ControllerOptions {
   random?: () => number;
   /** Called when a reconcile fails; the key is retried with backoff. */
   onError?: (key: string, error: unknown) => void;
+  /** A reconcile taking longer is abandoned and retried (a request may hang on a broken connection). Default 60 s. */
+  reconcileTimeoutMs?: number;
   /** Called after every reconcile with its duration, for the controller's metrics. */
   onReconciled?: (key: string, seconds: number) => void;
 }
@@ -117,7 +119,7 @@ export class Controller {
     entry.running = true;
     const [namespace = 'default', name = ''] = key.split('/');
     const started = performance.now();
-    const work = reconcile(namespace, name, this.deps)
+    const work = withTimeout(reconcile(namespace, name, this.deps), this.options.reconcileTimeoutMs ?? 60_000, key)
       .then((result) => {
         entry.failures = 0;
         if (result.requeueAfterMs !== undefined) this.schedule(key, entry, this.jitter(result.requeueAfterMs));
@@ -143,4 +145,16 @@ export class Controller {
   private jitter(ms: number): number {
     return ms === 0 ? 0 : Math.round(ms * (1 + 0.1 * (this.options.random ?? Math.random)()));
   }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, key: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`reconcile of ${key} took longer than ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => {
+    clearTimeout(timer);
+  });
 }

@@ -15,6 +15,11 @@ export interface Faults {
   dropWatchesEvery(ms: number, how?: WatchDrop): void;
   /** Fails the next `count` writes (create, update, patch, delete) with 409 Conflict or 500 InternalError. */
   failNextWrites(count: number, code: 409 | 500): void;
+  /**
+   * Fails each write with probability `share` until reset(), drawing from `random` (handed in,
+   * so a test can seed it): the steady background of conflicts a busy cluster produces.
+   */
+  failShareOfWrites(share: number, code: 409 | 500, random: () => number): void;
   /** Delays every response by `ms` milliseconds; 0 removes the delay. */
   setLatency(ms: number): void;
   /**
@@ -36,6 +41,7 @@ export interface FaultState {
 export function createFaults(hooks: { dropWatches: (how: WatchDrop) => number; compact: () => void }): Faults & FaultState {
   let latency = 0;
   let failures: { remaining: number; code: 409 | 500 } = { remaining: 0, code: 500 };
+  let shared: { share: number; code: 409 | 500; random: () => number } | undefined;
   let timer: NodeJS.Timeout | undefined;
   const stopTimer = (): void => {
     if (timer !== undefined) clearInterval(timer);
@@ -53,6 +59,9 @@ export function createFaults(hooks: { dropWatches: (how: WatchDrop) => number; c
     failNextWrites: (count, code) => {
       failures = { remaining: Math.max(0, Math.trunc(count)), code };
     },
+    failShareOfWrites: (share, code, random) => {
+      shared = { share: Math.min(1, Math.max(0, share)), code, random };
+    },
     setLatency: (ms) => {
       latency = Math.max(0, ms);
     },
@@ -63,10 +72,11 @@ export function createFaults(hooks: { dropWatches: (how: WatchDrop) => number; c
       stopTimer();
       latency = 0;
       failures = { remaining: 0, code: 500 };
+      shared = undefined;
     },
     latencyMs: () => latency,
     takeWriteFailure: () => {
-      if (failures.remaining <= 0) return undefined;
+      if (failures.remaining <= 0) return shared !== undefined && shared.random() < shared.share ? shared.code : undefined;
       failures.remaining -= 1;
       return failures.code;
     },
