@@ -3,7 +3,7 @@
 // the route. Metrics come from a fake provider (the real Prometheus joins in the demo).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Sample } from '../src/api/observation.ts';
 import type { ModelCanary } from '../src/api/modelcanary.ts';
 import type { MetricsProvider, VersionSelector } from '../src/metrics/provider.ts';
@@ -232,4 +232,29 @@ test('with writes failing with 409 and watches dropped every few seconds, rollou
   assert.deepEqual(await weights('chaos-good'), [0, 100]);
   assert.deepEqual(await weights('chaos-bad'), [100, 0]);
   assert.ok(errors.some((e) => /409|Conflict/i.test(e)), 'conflicts were injected and retried');
+});
+
+test('suspend pauses a rollout where it is; resuming carries on; kubectl shows the columns', async () => {
+  const c = controller();
+  await c.start();
+  try {
+    await createPair('paused', { checksPerStep: 2 });
+    await until('reaches 30 %', () => status('paused'), (s) => s.canaryWeight === 30);
+    const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+    await api.patchNamespacedCustomObject({ ...MCAN, name: 'paused', body: { spec: { suspend: true } } }, merge);
+    await until('paused', () => status('paused'), (s) => s.phase === 'Paused');
+    const held = await status('paused');
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const still = await status('paused');
+    assert.equal(still.phase, 'Paused');
+    assert.equal(still.canaryWeight, held.canaryWeight, 'no step while paused');
+    assert.deepEqual(await weights('paused'), [100 - Number(held.canaryWeight), Number(held.canaryWeight)]);
+    const table = await harness.kubectl(['get', 'mcan', 'paused', '-n', NS]);
+    assert.match(table.stdout, /^NAME\s+MODEL\s+STABLE\s+CANARY\s+WEIGHT\s+PHASE\s+AGE$/m);
+    assert.match(table.stdout, /^paused\s+paused\s+v1\s+v2\s+\d+\s+Paused\s+\S+$/m);
+    await api.patchNamespacedCustomObject({ ...MCAN, name: 'paused', body: { spec: { suspend: false } } }, merge);
+    await until('resumes and promotes', () => status('paused'), (s) => s.phase === 'Succeeded');
+  } finally {
+    await c.stop();
+  }
 });
