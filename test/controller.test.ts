@@ -54,7 +54,7 @@ function controller(): Controller {
     {
       canaries: new KubeCanaryClient(harness.kubeConfig),
       routerFor: (canary: ModelCanary) => createRouter(canary, store),
-      providerFor: () => provider,
+      providerFor: () => Promise.resolve(provider),
       events: new KubeEventRecorder(harness.kubeConfig),
       log: { info: () => undefined, warn: () => undefined },
       now: () => new Date(),

@@ -8,7 +8,8 @@ import { Controller } from '../controller/controller.ts';
 import { KubeObjectStore } from '../controller/kube-store.ts';
 import { KubeCanaryClient, KubeEventRecorder } from '../controller/kube-canaries.ts';
 import { DEFAULT_TIMING, LeaderElector } from '../controller/leader.ts';
-import { PrometheusClient } from '../metrics/prometheus-client.ts';
+import { PrometheusClient, type Credentials } from '../metrics/prometheus-client.ts';
+import { readCredentials } from '../controller/credentials.ts';
 import { PrometheusMetricsProvider } from '../metrics/prometheus-provider.ts';
 import type { MetricsProvider } from '../metrics/provider.ts';
 import { createLogger, isLogLevel } from '../observability/logger.ts';
@@ -73,19 +74,27 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
   }
 
   const metrics = new ControllerMetrics(packageVersion());
-  const providers = new Map<string, MetricsProvider>();
-  const providerFor = (canary: ModelCanary): MetricsProvider => {
+  const providers = new Map<string, { provider: MetricsProvider; made: number }>();
+  // Secrets are read again after a while, so rotated credentials are picked up.
+  const SECRET_TTL_MS = 5 * 60_000;
+  const providerFor = async (canary: ModelCanary): Promise<MetricsProvider | { problem: string }> => {
     const settings = canary.spec.metricsProvider?.prometheus;
     const address = settings?.address ?? defaultPrometheus;
-    const key = JSON.stringify([address, settings?.headers ?? {}, settings?.timeout ?? 10_000]);
-    let provider = providers.get(key);
-    if (provider === undefined) {
-      if (settings?.secretRef !== undefined) log.warn({ canary: canary.metadata.name, secret: settings.secretRef.name }, 'secretRef is not read yet: querying without credentials');
-      provider = new PrometheusMetricsProvider(
-        new PrometheusClient({ address, headers: settings?.headers, timeoutMs: settings?.timeout, onQuery: (seconds, outcome) => { metrics.queried(seconds, outcome); } }),
-      );
-      providers.set(key, provider);
+    const namespace = canary.metadata.namespace ?? 'default';
+    const secret = settings?.secretRef?.name;
+    const key = JSON.stringify([address, settings?.headers ?? {}, settings?.timeout ?? 10_000, secret === undefined ? '' : `${namespace}/${secret}`]);
+    const cached = providers.get(key);
+    if (cached !== undefined && (secret === undefined || Date.now() - cached.made < SECRET_TTL_MS)) return cached.provider;
+    let credentials: Credentials | undefined;
+    if (secret !== undefined) {
+      const read = await readCredentials(kubeConfig, namespace, secret);
+      if (!read.ok) return { problem: read.problem };
+      credentials = read.credentials;
     }
+    const provider = new PrometheusMetricsProvider(
+      new PrometheusClient({ address, headers: settings?.headers, timeoutMs: settings?.timeout, credentials, onQuery: (seconds, outcome) => { metrics.queried(seconds, outcome); } }),
+    );
+    providers.set(key, { provider, made: Date.now() });
     return provider;
   };
   const store = new KubeObjectStore(kubeConfig);

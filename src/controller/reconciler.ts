@@ -4,6 +4,7 @@
 
 import { KIND, type ModelCanary } from '../api/modelcanary.ts';
 import type { ModelCanaryStatus } from '../api/status.ts';
+import type { Observation, Sample } from '../api/observation.ts';
 import { checkModelCanary } from '../api/validate.ts';
 import { setCondition } from '../api/status.ts';
 import { decide, type Decision } from '../analysis/engine.ts';
@@ -40,7 +41,8 @@ export interface ReconcileObserver {
 export interface ReconcileDeps {
   canaries: CanaryClient;
   routerFor(canary: ModelCanary): TrafficRouter;
-  providerFor(canary: ModelCanary): MetricsProvider;
+  /** The canary's provider, or why there is none (a missing Secret): the check holds as unmeasurable. */
+  providerFor(canary: ModelCanary): Promise<MetricsProvider | { problem: string }>;
   events: EventRecorder;
   log: Logger;
   now(): Date;
@@ -132,7 +134,11 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
 
   // Evidence since the previous check, bounded so a long outage does not judge an hour at once.
   const sinceMs = Math.min(Math.max(now.getTime() - last, canary.spec.analysis.interval), 10 * canary.spec.analysis.interval);
-  const observation = (await observeAll(deps.providerFor(canary), [canary], sinceMs, now)).get(canaryKey(canary));
+  const provider = await deps.providerFor(canary);
+  const observation =
+    'problem' in provider
+      ? unmeasurable(canary, provider.problem)
+      : (await observeAll(provider, [canary], sinceMs, now)).get(canaryKey(canary));
   if (observation === undefined) return { requeueAfterMs: canary.spec.analysis.interval };
   const decision = decide(canary.spec.analysis, analysisStateOf(previous), observation);
   const terminal = decision.action === 'promote' || decision.action === 'rollback';
@@ -158,6 +164,12 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
   deps.log.info({ canary: canaryKey(canary), action: decision.action, weight: decision.weight, reason: decision.reason }, 'check');
   deps.observer?.checked?.(canary, decision, status);
   return terminal ? {} : { requeueAfterMs: canary.spec.analysis.interval };
+}
+
+function unmeasurable(canary: ModelCanary, problem: string): Observation {
+  const error: Sample = { kind: 'error', message: problem };
+  const custom = Object.fromEntries(canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus').map((m) => [m.name, { stable: error, canary: error }]));
+  return { sinceLastCheck: { stable: error, canary: error }, custom };
 }
 
 async function failRouting(raw: Json, previous: ModelCanaryStatus, generation: number, problem: string, deps: ReconcileDeps): Promise<ReconcileResult> {
