@@ -150,3 +150,18 @@ test('custom metrics: bounds, ratios to stable, and no data', () => {
   assert.equal(check(value(1), { kind: 'value', value: NaN }).verdicts[0]?.verdict, 'inconclusive');
   assert.equal(check({ kind: 'noData', reason: 'empty vector' }, value(1)).action, 'hold');
 });
+
+test("the evidence kept in status is whole requests, even from increase()'s fractional bucket counts", () => {
+  // increase() extrapolates to the window's edges: 1.0167 × the counts, as Prometheus answers them.
+  const scaled = (c: Counts): Counts => ({ ...c, latency: c.latency && { bounds: c.latency.bounds, cumulative: c.latency.cumulative.map((n) => n * 1.0167) } });
+  const spread = (requests: number, slowShare: number): Counts => {
+    const perBucket = [...ISTIO_BUCKETS_MS, Infinity].map((b) => (b === 50 ? requests * (1 - slowShare) : b === 250 ? requests * slowShare : 0));
+    return { requests, errors: 0, latency: fromBucketCounts(ISTIO_BUCKETS_MS, perBucket) };
+  };
+  const decisions = run(analysisWith(), [0, 1, 2].map(() => observation(scaled(spread(5400, 0.03)), scaled(spread(600, 0.05)))));
+  const evidence = decisions.flatMap((d) => d.state.evidence);
+  assert.ok(evidence.some((e) => e.events === 'slowRequests' && e.canaryEvents > 0), 'slow requests were counted');
+  for (const e of evidence) {
+    assert.ok(Number.isInteger(e.canaryEvents) && Number.isInteger(e.stableEvents), `${e.metric} ${e.events}: ${e.canaryEvents} / ${e.stableEvents}`);
+  }
+});

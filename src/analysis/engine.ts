@@ -221,7 +221,9 @@ function accumulate(evidence: Evidence, fresh: VersionPair<Counts>, stableJudged
   }
   const bound = evidence.boundMs;
   if (!stableHistogram.bounds.includes(bound) || !canaryHistogram.bounds.includes(bound)) return evidence;
-  return merge(evidence, fresh.stable.requests, fresh.canary.requests, countAbove(stableHistogram, bound), countAbove(canaryHistogram, bound), toleratedRatio);
+  // Bucket counts from Prometheus's increase() are extrapolated, so fractional; the test counts whole requests.
+  const slow = (histogram: typeof stableHistogram): number => Math.round(countAbove(histogram, bound));
+  return merge(evidence, fresh.stable.requests, fresh.canary.requests, slow(stableHistogram), slow(canaryHistogram), toleratedRatio);
 }
 
 function merge(evidence: Evidence, stableRequests: number, canaryRequests: number, stableEvents: number, canaryEvents: number, toleratedRatio: number): Evidence {
