@@ -1,14 +1,9 @@
 // Latency histograms as Istio exports them (istio_request_duration_milliseconds_bucket):
 // cumulative counts per upper bound, the last one +Inf.
 
-import type { Histogram } from '../api/observation.ts';
+import { ISTIO_BUCKETS_MS, type Histogram } from '../api/observation.ts';
 
-export type { Histogram };
-
-/** Istio's default bucket bounds, in milliseconds. */
-export const ISTIO_BUCKETS_MS: readonly number[] = [
-  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
-];
+export { ISTIO_BUCKETS_MS, type Histogram };
 
 export function total(histogram: Histogram): number {
   return histogram.cumulative.at(-1) ?? 0;

@@ -2,6 +2,11 @@
 // The metrics provider (live or historical) and the simulator produce these; the engine
 // judges them. They live in api because both sides speak them.
 
+/** Istio's default bounds of istio_request_duration_milliseconds, in milliseconds. */
+export const ISTIO_BUCKETS_MS: readonly number[] = [
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
+];
+
 /** Latency bucket counts as Istio exports them (istio_request_duration_milliseconds_bucket). */
 export interface Histogram {
   /** Finite upper bounds in milliseconds, ascending. */

@@ -204,9 +204,11 @@ function installExitHooks(): void {
   process.once('exit', killAllNow);
   // A node:test file process has no signal handlers of its own, so SIGINT or SIGTERM (the
   // runner interrupted) would end it without 'exit'. Clean up, then die of the signal as if
-  // nobody had listened, unless someone else handles it.
+  // nobody had listened, unless someone else handles it (the demo does). Prepended, so that it
+  // runs before the other listeners and still sees them: a `once` listener that ran first is
+  // already gone when the next one is called.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
+    process.prependOnceListener(signal, () => {
       killAllNow();
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     });
