@@ -95,14 +95,6 @@ test('every console example in the README prints what the README shows', async (
   }
 });
 
-test('the commands not built yet say so and exit non-zero', async () => {
-  for (const command of ['demo']) {
-    const run = await modelcanary([command]);
-    assert.equal(run.code, 2, command);
-    assert.match(run.stderr, /not built yet/, command);
-  }
-});
-
 test('an unknown command gets the usage', async () => {
   const run = await modelcanary(['vaildate']);
   assert.equal(run.code, 2);

@@ -6,6 +6,7 @@ import { runBacktest } from './backtest.ts';
 import { runRoute } from './route.ts';
 import { runSandbox } from './sandbox.ts';
 import { runController } from './run.ts';
+import { runDemo } from './demo.ts';
 import { packageVersion } from './version.ts';
 
 const USAGE = `modelcanary: progressive canary rollouts for ML models on Kubernetes
@@ -20,16 +21,13 @@ Commands:
   simulate            the analysis engine against simulated models, in virtual time
   backtest            the analysis replayed against Prometheus history
   route               the route object the controller would write at a weight
-  demo                a full rollout on this machine, no cluster      (not built yet)
+  demo                two rollouts on this machine, no cluster: one promoted, one rolled back
 
 Options:
   -h, --help          show this help
   -v, --version       show the version
 `;
 
-const NOT_BUILT: Record<string, string> = {
-  demo: 'the demo',
-};
 
 export async function main(argv: string[], io: Io): Promise<number> {
   const [command, ...args] = argv;
@@ -58,11 +56,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return runSandbox(args, io);
     case 'run':
       return runController(args, io);
+    case 'demo':
+      return runDemo(args, io);
     default:
-      if (Object.hasOwn(NOT_BUILT, command)) {
-        io.stderr.write(`modelcanary ${command}: not built yet (${NOT_BUILT[command] ?? command} is an open issue; see "What works today" in the README)\n`);
-        return EXIT.unreadable;
-      }
       io.stderr.write(`modelcanary: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.unreadable;
   }

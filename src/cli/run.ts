@@ -12,7 +12,7 @@ import { PrometheusClient, type Credentials } from '../metrics/prometheus-client
 import { readCredentials } from '../controller/credentials.ts';
 import { PrometheusMetricsProvider } from '../metrics/prometheus-provider.ts';
 import type { MetricsProvider } from '../metrics/provider.ts';
-import { createLogger, isLogLevel } from '../observability/logger.ts';
+import { createLogger, isLogLevel, type Logger } from '../observability/logger.ts';
 import { ControllerMetrics } from '../observability/metrics.ts';
 import { startHealthServer } from '../observability/server.ts';
 import { createRouter } from '../routing/router.ts';
@@ -60,8 +60,6 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
     return EXIT.invalid;
   }
   const leaderElect = values['leader-elect'] === true || env.MODELCANARY_LEADER_ELECT === 'true';
-  const defaultPrometheus = values.prometheus ?? env.MODELCANARY_PROMETHEUS ?? 'http://prometheus.istio-system:9090';
-  const log = createLogger({ level, destination: io.stderr as NodeJS.WritableStream & { isTTY?: boolean } });
 
   const kubeConfig = new KubeConfig();
   const kubeconfigFile = values.kubeconfig ?? env.KUBECONFIG;
@@ -73,30 +71,69 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
     return EXIT.unreadable;
   }
 
+  let running: RunningController;
+  try {
+    running = await startController({
+      kubeConfig,
+      namespaces,
+      selector: values.selector ?? env.MODELCANARY_SELECTOR,
+      metricsAddr: values['metrics-addr'] ?? env.MODELCANARY_METRICS_ADDR ?? ':8080',
+      defaultPrometheus: values.prometheus ?? env.MODELCANARY_PROMETHEUS ?? 'http://prometheus.istio-system:9090',
+      log: createLogger({ level, destination: io.stderr as NodeJS.WritableStream & { isTTY?: boolean } }),
+      leaderElection: leaderElect
+        ? { namespace: env.POD_NAMESPACE ?? 'default', identity: env.POD_NAME ?? `${hostname()}-${process.pid}` }
+        : undefined,
+    });
+  } catch (error) {
+    io.stderr.write(`modelcanary run: ${(error as Error).message}\n`);
+    return EXIT.unreadable;
+  }
+
+  const stopped = await new Promise<'signal' | 'lost'>((resolve) => {
+    void running.lost.then(() => {
+      resolve('lost');
+    });
+    const stop = (): void => {
+      resolve('signal');
+    };
+    if (signal !== undefined) signal.addEventListener('abort', stop, { once: true });
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await running.stop();
+  return stopped === 'lost' ? EXIT.invalid : EXIT.ok;
+}
+
+export interface ControllerSettings {
+  kubeConfig: KubeConfig;
+  /** Namespaces to watch; empty: all. */
+  namespaces: string[];
+  selector?: string | undefined;
+  /** host:port (or :port) of /metrics, /healthz and /readyz; port 0 picks a free one. */
+  metricsAddr: string;
+  /** Prometheus for ModelCanaries without spec.metricsProvider. */
+  defaultPrometheus: string;
+  /** Answers for every ModelCanary instead of Prometheus (the demo without Prometheus). */
+  metricsProvider?: MetricsProvider | undefined;
+  log: Logger;
+  /** Run as one of several replicas, writing only while holding the Lease modelcanary-leader. */
+  leaderElection?: { namespace: string; identity: string } | undefined;
+}
+
+export interface RunningController {
+  /** host:port where /metrics listens. */
+  metricsAddress: string;
+  /** Resolves if another replica took the lease: the process must stop. */
+  lost: Promise<void>;
+  /** Graceful shutdown: stop taking work, let the reconcile in flight finish, release the lease. */
+  stop(): Promise<void>;
+}
+
+/** The controller, composed: informer, reconciler, routers, Prometheus providers, metrics server, leader election. */
+export async function startController(settings: ControllerSettings): Promise<RunningController> {
+  const { kubeConfig, log } = settings;
   const metrics = new ControllerMetrics(packageVersion());
-  const providers = new Map<string, { provider: MetricsProvider; made: number }>();
-  // Secrets are read again after a while, so rotated credentials are picked up.
-  const SECRET_TTL_MS = 5 * 60_000;
-  const providerFor = async (canary: ModelCanary): Promise<MetricsProvider | { problem: string }> => {
-    const settings = canary.spec.metricsProvider?.prometheus;
-    const address = settings?.address ?? defaultPrometheus;
-    const namespace = canary.metadata.namespace ?? 'default';
-    const secret = settings?.secretRef?.name;
-    const key = JSON.stringify([address, settings?.headers ?? {}, settings?.timeout ?? 10_000, secret === undefined ? '' : `${namespace}/${secret}`]);
-    const cached = providers.get(key);
-    if (cached !== undefined && (secret === undefined || Date.now() - cached.made < SECRET_TTL_MS)) return cached.provider;
-    let credentials: Credentials | undefined;
-    if (secret !== undefined) {
-      const read = await readCredentials(kubeConfig, namespace, secret);
-      if (!read.ok) return { problem: read.problem };
-      credentials = read.credentials;
-    }
-    const provider = new PrometheusMetricsProvider(
-      new PrometheusClient({ address, headers: settings?.headers, timeoutMs: settings?.timeout, credentials, onQuery: (seconds, outcome) => { metrics.queried(seconds, outcome); } }),
-    );
-    providers.set(key, { provider, made: Date.now() });
-    return provider;
-  };
+  const providerFor = settings.metricsProvider === undefined ? prometheusProviders(kubeConfig, settings.defaultPrometheus, metrics) : constant(settings.metricsProvider);
   const store = new KubeObjectStore(kubeConfig);
   const controller = new Controller(
     {
@@ -124,8 +161,8 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
     },
     {
       kubeConfig,
-      namespaces,
-      selector: values.selector ?? env.MODELCANARY_SELECTOR,
+      namespaces: settings.namespaces,
+      selector: settings.selector,
       onError: (key, error) => {
         const [namespace = '', name = ''] = key.split('/');
         metrics.reconcileFailed(namespace, name);
@@ -137,32 +174,28 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
     },
   );
 
-  const elector = leaderElect
-    ? new LeaderElector(kubeConfig, {
-        namespace: env.POD_NAMESPACE ?? 'default',
-        name: 'modelcanary-leader',
-        identity: env.POD_NAME ?? `${hostname()}-${process.pid}`,
-        ...DEFAULT_TIMING,
-      })
-    : undefined;
+  const leader = settings.leaderElection;
+  const elector = leader === undefined ? undefined : new LeaderElector(kubeConfig, { namespace: leader.namespace, name: 'modelcanary-leader', identity: leader.identity, ...DEFAULT_TIMING });
   let server;
   try {
     // A standby replica is ready: it is there to take over.
-    server = await startHealthServer(values['metrics-addr'] ?? env.MODELCANARY_METRICS_ADDR ?? ':8080', metrics.registry, () => (elector === undefined || elector.isLeader ? controller.ready : true));
+    server = await startHealthServer(settings.metricsAddr, metrics.registry, () => (elector === undefined || elector.isLeader ? controller.ready : true));
     if (elector === undefined) await controller.start();
   } catch (error) {
-    io.stderr.write(`modelcanary run: ${(error as Error).message}\n`);
     await server?.close();
-    return EXIT.unreadable;
+    throw error;
   }
-  log.info({ namespaces: namespaces.length === 0 ? 'all' : namespaces.join(','), metrics: server.address, prometheus: defaultPrometheus, leaderElection: leaderElect }, 'controller started');
+  log.info(
+    {
+      namespaces: settings.namespaces.length === 0 ? 'all' : settings.namespaces.join(','),
+      metrics: server.address,
+      prometheus: settings.metricsProvider === undefined ? settings.defaultPrometheus : 'none: counters read directly',
+      leaderElection: elector !== undefined,
+    },
+    'controller started',
+  );
 
-  // Graceful shutdown: stop taking work, let the reconcile in flight finish, release the lease.
-  let lost = false as boolean; // set by the elector callback
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      resolve();
-    };
+  const lost = new Promise<void>((resolve) => {
     elector?.run({
       started: async () => {
         log.info({}, 'leading: reconciling');
@@ -171,17 +204,51 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       lost: () => {
         // Another replica may already be writing: stop at once, as client-go controllers exit.
         log.error({}, 'lost the lease: stopping');
-        lost = true;
-        stop();
+        resolve();
       },
     });
-    if (signal !== undefined) signal.addEventListener('abort', stop, { once: true });
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
   });
-  log.info({}, 'stopping');
-  await controller.stop();
-  await elector?.release();
-  await server.close();
-  return lost ? EXIT.invalid : EXIT.ok;
+  let stopping: Promise<void> | undefined;
+  return {
+    metricsAddress: server.address,
+    lost,
+    stop: () =>
+      (stopping ??= (async () => {
+        log.info({}, 'stopping');
+        await controller.stop();
+        await elector?.release();
+        await server.close();
+      })()),
+  };
+}
+
+function constant(provider: MetricsProvider): (canary: ModelCanary) => Promise<MetricsProvider> {
+  return () => Promise.resolve(provider);
+}
+
+/** One Prometheus provider per address, headers and credentials, made when first needed. */
+function prometheusProviders(kubeConfig: KubeConfig, defaultPrometheus: string, metrics: ControllerMetrics): (canary: ModelCanary) => Promise<MetricsProvider | { problem: string }> {
+  const providers = new Map<string, { provider: MetricsProvider; made: number }>();
+  // Secrets are read again after a while, so rotated credentials are picked up.
+  const SECRET_TTL_MS = 5 * 60_000;
+  return async (canary) => {
+    const settings = canary.spec.metricsProvider?.prometheus;
+    const address = settings?.address ?? defaultPrometheus;
+    const namespace = canary.metadata.namespace ?? 'default';
+    const secret = settings?.secretRef?.name;
+    const key = JSON.stringify([address, settings?.headers ?? {}, settings?.timeout ?? 10_000, secret === undefined ? '' : `${namespace}/${secret}`]);
+    const cached = providers.get(key);
+    if (cached !== undefined && (secret === undefined || Date.now() - cached.made < SECRET_TTL_MS)) return cached.provider;
+    let credentials: Credentials | undefined;
+    if (secret !== undefined) {
+      const read = await readCredentials(kubeConfig, namespace, secret);
+      if (!read.ok) return { problem: read.problem };
+      credentials = read.credentials;
+    }
+    const provider = new PrometheusMetricsProvider(
+      new PrometheusClient({ address, headers: settings?.headers, timeoutMs: settings?.timeout, credentials, onQuery: (seconds, outcome) => { metrics.queried(seconds, outcome); } }),
+    );
+    providers.set(key, { provider, made: Date.now() });
+    return provider;
+  };
 }

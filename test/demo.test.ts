@@ -1,0 +1,77 @@
+// End to end: `modelcanary demo` headless, with the real Prometheus scraping the simulated mesh,
+// the real controller, and the real kubectl watching the sandbox. What a user would check:
+// the healthy model went 10 → 30 → 100 % and Succeeded; the bad one was rolled back to 100/0
+// soon after it started failing; the events and the controller's /metrics say so.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { PROMETHEUS_MISSING } from './helpers/prometheus.ts';
+import { canaryWeights, runDemoHeadless, sampleValue } from './helpers/demo.ts';
+
+// The demo's settings (examples/demo, src/cli/demo.ts): 60 requests/s per model, checks every
+// 10 s, and a canary failing 25 % of its requests from the moment it takes 30 %. A rollback
+// within three checks of that moment serves at most this many failed requests; Flagger's
+// default (failureThreshold checks, then rollback) would be about as many, a slower policy more.
+const RATE = 60;
+const FAILED_REQUEST_BOUND = RATE * 0.3 * 0.25 * 3 * 10;
+
+test('the demo with the real Prometheus: one model promoted 10 → 30 → 100, one rolled back at 30 %', { skip: PROMETHEUS_MISSING, timeout: 240_000 }, async () => {
+  const demo = await runDemoHeadless([]);
+  let exitCode: number | null | undefined;
+  try {
+    const output = demo.output();
+    assert.match(output, /Prometheus +http:\/\/127\.0\.0\.1:\d+ +\(scraping the mesh every 1 s\)/);
+    assert.match(output, /Both rollouts ended as expected\./, output);
+
+    // What the gateway was told, as kubectl watched it.
+    const lines = demo.routeLines();
+    assert.deepEqual(canaryWeights(lines, 'fraud-detector'), [10, 30, 100], lines.join('\n'));
+    assert.deepEqual(canaryWeights(lines, 'recommender'), [10, 30, 0], lines.join('\n'));
+    const routes = await demo.kubectl(['-n', 'ml-serving', 'get', 'virtualservice', 'recommender', '-o', 'jsonpath={.spec.http[0].route[*].weight}']);
+    assert.equal(routes.stdout, '100 0');
+
+    const canaries = JSON.parse((await demo.kubectl(['-n', 'ml-serving', 'get', 'modelcanaries', '-o', 'json'])).stdout) as { items: { metadata: { name: string }; status: Record<string, any> }[] };
+    const status = (name: string): Record<string, any> => canaries.items.find((c) => c.metadata.name === name)?.status ?? {};
+    assert.equal(status('fraud-detector').phase, 'Succeeded');
+    assert.equal(status('fraud-detector').canaryWeight, 100);
+    assert.equal(status('recommender').phase, 'RolledBack');
+    assert.equal(status('recommender').canaryWeight, 0);
+    assert.equal(status('recommender').lastAnalysis.decision, 'rollback');
+    assert.match(status('recommender').lastAnalysis.reason, /error-rate/);
+
+    const events = JSON.parse((await demo.kubectl(['-n', 'ml-serving', 'get', 'events', '-o', 'json'])).stdout) as { items: { involvedObject: { name: string }; reason: string; type: string }[] };
+    const reasons = (name: string): string[] => events.items.filter((e) => e.involvedObject.name === name).map((e) => `${e.type}/${e.reason}`);
+    for (const reason of ['Normal/RolloutStarted', 'Normal/StepAdvanced', 'Normal/Promoted']) assert.ok(reasons('fraud-detector').includes(reason), `${reason} in ${reasons('fraud-detector').join(', ')}`);
+    for (const reason of ['Normal/RolloutStarted', 'Normal/StepAdvanced', 'Warning/RolledBack']) assert.ok(reasons('recommender').includes(reason), `${reason} in ${reasons('recommender').join(', ')}`);
+
+    const metrics = await (await fetch(demo.printed('controller metrics'))).text();
+    const who = (name: string): Record<string, string> => ({ namespace: 'ml-serving', name });
+    assert.equal(sampleValue(metrics, 'modelcanary_rollouts_total', { ...who('fraud-detector'), outcome: 'promoted' }), 1);
+    assert.equal(sampleValue(metrics, 'modelcanary_rollouts_total', { ...who('recommender'), outcome: 'rolledBack' }), 1);
+    assert.equal(sampleValue(metrics, 'modelcanary_canary_weight', who('fraud-detector')), 100);
+    assert.equal(sampleValue(metrics, 'modelcanary_canary_weight', who('recommender')), 0);
+    assert.equal(sampleValue(metrics, 'modelcanary_phase', { ...who('fraud-detector'), phase: 'Succeeded' }), 1);
+    assert.equal(sampleValue(metrics, 'modelcanary_phase', { ...who('recommender'), phase: 'RolledBack' }), 1);
+    assert.ok(sampleValue(metrics, 'modelcanary_analysis_checks_total', { ...who('recommender'), metric: 'error-rate', verdict: 'fail' }) >= 1);
+    assert.ok(sampleValue(metrics, 'modelcanary_prometheus_query_duration_seconds_count', { outcome: 'ok' }) > 0, 'the controller asked the real Prometheus');
+
+    // The cost of the bad canary, as the mesh counted it.
+    const mesh = await (await fetch(demo.printed('mesh telemetry'))).text();
+    const failed = sampleValue(mesh, 'istio_requests_total', { reporter: 'destination', destination_canonical_revision: 'v8', response_code: '500' });
+    assert.ok(failed > 0 && failed <= FAILED_REQUEST_BOUND, `v8 failed ${failed} requests; the bound is ${FAILED_REQUEST_BOUND}`);
+    assert.match(output, new RegExp(`v8 served \\d+ requests, ${failed} failed`));
+    const promotedFailures = sampleValue(mesh, 'istio_requests_total', { reporter: 'destination', destination_canonical_revision: 'v2', response_code: '500' });
+    assert.ok(promotedFailures <= 5, `the healthy canary failed ${promotedFailures} requests`);
+  } finally {
+    const prometheus = /Prometheus +(http\S+)/.exec(demo.output())?.[1];
+    const logDir = dirname(demo.printed('controller log'));
+    exitCode = await demo.interrupt();
+    assert.equal(exitCode, 0, demo.output());
+    // Everything it started stopped with it.
+    for (const url of [prometheus, demo.printed('controller metrics'), demo.printed('mesh telemetry'), demo.printed('Kubernetes API \\(sandbox\\)')]) {
+      await assert.rejects(fetch(url ?? '', { signal: AbortSignal.timeout(2_000) }), `${url ?? ''} still answers after the demo stopped`);
+    }
+    assert.equal(existsSync(logDir), false, `${logDir} was left behind`);
+  }
+});

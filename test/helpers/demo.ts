@@ -1,0 +1,111 @@
+// `modelcanary demo --keep` run headless, as the e2e tests use it: the real binary with stdout
+// piped (so it prints plain lines), a kubectl watch on the VirtualServices started as soon as
+// the demo prints its kubeconfig, and everything the demo printed, for the assertions.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ROOT } from './manifests.ts';
+
+export interface DemoRun {
+  /** Everything printed so far. */
+  output(): string;
+  /** The address printed after `label`, e.g. "controller metrics". */
+  printed(label: string): string;
+  kubeconfig: string;
+  /** `name=stable canary` lines from `kubectl get virtualservices -w`, in order. */
+  routeLines(): string[];
+  kubectl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Ctrl-C, then the exit code. */
+  interrupt(): Promise<number | null>;
+}
+
+const ROOT_DIR = fileURLToPath(ROOT);
+
+/** Starts the demo and resolves once it has printed its summary (or exited, or timed out). */
+export async function runDemoHeadless(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 170_000): Promise<DemoRun> {
+  const child = spawn(process.execPath, [join(ROOT_DIR, 'bin/modelcanary.js'), 'demo', '--keep', ...args], { cwd: ROOT_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code); }));
+
+  const kubeconfig = await until(() => /--kubeconfig (\S+)/.exec(output)?.[1], () => output, exited, 60_000, 'the kubeconfig line');
+  const routeLines: string[] = [];
+  const watch = spawn('kubectl', ['--kubeconfig', kubeconfig, '-n', 'ml-serving', 'get', 'virtualservices', '-w', '-o', 'jsonpath={.metadata.name}={.spec.http[0].route[*].weight}{"\\n"}'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let partial = '';
+  watch.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop() ?? '';
+    routeLines.push(...lines.filter((l) => l !== ''));
+  });
+  await until(() => (/as expected\.$/m.test(output) ? true : undefined), () => output, exited, timeoutMs, 'the summary');
+
+  return {
+    output: () => output,
+    printed: (label) => {
+      const found = new RegExp(`^ +${label} +(\\S+)`, 'm').exec(output)?.[1];
+      if (found === undefined) throw new Error(`the demo did not print "${label}":\n${output}`);
+      return found;
+    },
+    kubeconfig,
+    routeLines: () => [...routeLines],
+    kubectl: (kubectlArgs) => run('kubectl', ['--kubeconfig', kubeconfig, ...kubectlArgs]),
+    interrupt: async () => {
+      watch.kill('SIGTERM');
+      child.kill('SIGINT');
+      return exited;
+    },
+  };
+}
+
+async function until<T>(found: () => T | undefined, output: () => string, exited: Promise<number | null>, timeoutMs: number, what: string): Promise<T> {
+  const state = { code: 'running' as number | null | 'running' };
+  void exited.then((c) => {
+    state.code = c;
+  });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = found();
+    if (value !== undefined) return value;
+    if (state.code !== 'running') throw new Error(`the demo exited (${String(state.code)}) before ${what}:\n${output()}`);
+    if (Date.now() > deadline) throw new Error(`no ${what} from the demo within ${timeoutMs / 1000} s:\n${output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function run(command: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.once('close', (code) => {
+      resolve({ code: code ?? 1, stdout, stderr });
+    });
+  });
+}
+
+/** The canary weights of one VirtualService as kubectl saw them, consecutive repeats and the initial all-stable state dropped. */
+export function canaryWeights(lines: readonly string[], name: string): number[] {
+  const weights: number[] = [];
+  for (const line of lines) {
+    if (!line.startsWith(`${name}=`)) continue;
+    const [, canary] = line.slice(name.length + 1).split(' ');
+    const weight = canary === undefined ? 0 : Number(canary);
+    if (weights.length === 0 && weight === 0) continue;
+    if (weights.at(-1) !== weight) weights.push(weight);
+  }
+  return weights;
+}
+
+/** A sample's value from Prometheus text, matching every `label="value"` given; 0 when absent. */
+export function sampleValue(text: string, name: string, labels: Record<string, string>): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    total += Number(line.split(' ').at(-1));
+  }
+  return total;
+}
