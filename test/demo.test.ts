@@ -60,7 +60,10 @@ test('the demo with the real Prometheus: one model promoted 10 → 30 → 100, o
     const mesh = await (await fetch(demo.printed('mesh telemetry'))).text();
     const failed = sampleValue(mesh, 'istio_requests_total', { reporter: 'destination', destination_canonical_revision: 'v8', response_code: '500' });
     assert.ok(failed > 0 && failed <= FAILED_REQUEST_BOUND, `v8 failed ${failed} requests; the bound is ${FAILED_REQUEST_BOUND}`);
-    assert.match(output, new RegExp(`v8 served \\d+ requests, ${failed} failed`));
+    // The summary counts what the load generator had received when it printed; a request or
+    // two still in flight then lands later.
+    const summarized = Number(/v8 served \d+ requests, (\d+) failed/.exec(output)?.[1]);
+    assert.ok(summarized > 0 && Math.abs(failed - summarized) <= 5, `summary says ${summarized} failed, the mesh counted ${failed}`);
     const promotedFailures = sampleValue(mesh, 'istio_requests_total', { reporter: 'destination', destination_canonical_revision: 'v2', response_code: '500' });
     assert.ok(promotedFailures <= 5, `the healthy canary failed ${promotedFailures} requests`);
   } finally {

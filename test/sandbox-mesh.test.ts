@@ -5,6 +5,9 @@ import { test } from 'node:test';
 import { request } from 'node:http';
 import { KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { chooseRoute, type MeshRequest } from '../src/sandbox/mesh/routes.ts';
+import { planVirtualService } from '../src/routing/istio.ts';
+import { checkModelCanary } from '../src/api/validate.ts';
+import { istioManifest } from './helpers/manifests.ts';
 import { startMesh, type RouteChange } from '../src/sandbox/mesh/mesh.ts';
 import { startLoad } from '../src/sandbox/mesh/load.ts';
 import { eventually, sandboxHarness } from './helpers/sandbox.ts';
@@ -64,6 +67,22 @@ test('the gateway picks routes as Istio does: host, match order, weights, subset
   }
   const missingSubset = chooseRoute([virtualService([0, 100])], [], req(), () => 0);
   assert.deepEqual(missingSubset, { kind: 'noRoute', reason: 'no DestinationRule for fraud-detector.ml-serving.svc.cluster.local defines subset v2' });
+});
+
+test("the gateway honours the controller's own canary pin route", () => {
+  const manifest = istioManifest();
+  manifest.spec.trafficRouting.istio = { virtualService: 'fraud-detector', routes: ['predict'], pinHeader: { name: 'X-Model-Version' } };
+  const checked = checkModelCanary(manifest);
+  assert.ok(checked.ok);
+  const plan = planVirtualService(virtualService([100, 0]), { spec: checked.value.spec, namespace: NS, name: 'fraud-detector' }, 10, true);
+  assert.ok(plan.ok);
+  const pick = (headers: Record<string, string>, draw: number): string => {
+    const choice = chooseRoute([plan.object], [destinationRule], req({ headers }), () => draw);
+    return choice.kind === 'routed' ? `${choice.route ?? ''}:${choice.destination.subset ?? ''}` : choice.reason;
+  };
+  assert.equal(pick({ 'x-model-version': 'v2' }, 0), 'predict-modelcanary-pin:v2', 'a request asking for the canary gets it');
+  assert.equal(pick({}, 0), 'predict:v1', 'others are split by weight');
+  assert.equal(pick({}, 0.95), 'predict:v2');
 });
 
 function post(url: string, host: string, headers: Record<string, string> = {}): Promise<{ status: number; version: string | undefined }> {
