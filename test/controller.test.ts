@@ -20,6 +20,8 @@ type Json = Record<string, any>;
 /** Healthy versions answer 0.1 % 5xx; a canary listed in `failing` answers 20 %. */
 class FakeProvider implements MetricsProvider {
   readonly failing = new Set<string>();
+  /** Canaries whose counts are impossible (negative errors), as from a broken provider. */
+  readonly impossible = new Set<string>();
 
   counts(selectors: readonly VersionSelector[]): Promise<Map<string, Sample>> {
     return Promise.resolve(
@@ -28,7 +30,8 @@ class FakeProvider implements MetricsProvider {
           const bad = s.key.endsWith('/canary') && this.failing.has(s.key.split('/')[1] ?? '');
           const requests = 2000;
           const perBucket = [...ISTIO_BUCKETS_MS, Infinity].map((b) => (b === 100 ? requests : 0));
-          return [s.key, { kind: 'counts', counts: { requests, errors: bad ? 400 : 2, latency: fromBucketCounts(ISTIO_BUCKETS_MS, perBucket) } }];
+          const broken = s.key.endsWith('/canary') && this.impossible.has(s.key.split('/')[1] ?? '');
+          return [s.key, { kind: 'counts', counts: { requests, errors: broken ? -5 : bad ? 400 : 2, latency: fromBucketCounts(ISTIO_BUCKETS_MS, perBucket) } }];
         }),
       ),
     );
@@ -189,6 +192,26 @@ test('an invalid spec gets a condition and an event, and the route is left alone
     assert.equal(s.phase, 'Failed');
     const vs = (await api.getNamespacedCustomObject({ ...VS, name: 'broken' })) as Json;
     assert.deepEqual(vs.spec.http[0].route, [{ destination: { host: 'broken', subset: 'v1' } }], 'route untouched');
+  } finally {
+    await c.stop();
+  }
+});
+
+test('a status the API server would refuse is never written: the route stays, the message and an event say why, and the rollout goes on after', async () => {
+  const c = controller();
+  await c.start();
+  try {
+    provider.impossible.add('wedged');
+    await createPair('wedged');
+    const held = await until('the refusal is reported', () => status('wedged'), (s) => /would refuse/.test(String(s.message)));
+    assert.match(held.message, /status\.evidence\[0\]\.canaryEvents: .*the route stays at 10 %/);
+    assert.ok((await reasons('wedged')).includes('StatusRefused'));
+    assert.deepEqual(await weights('wedged'), [90, 10], 'the route did not move');
+    assert.equal(held.canaryWeight, 10);
+
+    provider.impossible.delete('wedged');
+    await until('wedged promotes once the counts are sane', () => status('wedged'), (s) => s.phase === 'Succeeded');
+    assert.deepEqual(await weights('wedged'), [0, 100]);
   } finally {
     await c.stop();
   }

@@ -207,10 +207,12 @@ function testsOf(metric: Metric): Evidence[] {
  * Adds one interval to a test's evidence. For latency the bad event is "slower than a bucket
  * bound"; the bound is fixed the first time stable's quantile is known, and only used from the
  * next check on, so that it never depends on the counts it judges (the guarantee needs that).
+ * Events are rounded: counts from Prometheus's increase() are extrapolated, so fractional, and
+ * the test counts whole requests.
  */
 function accumulate(evidence: Evidence, fresh: VersionPair<Counts>, stableJudged: Counts | undefined, toleratedRatio: number): Evidence {
   if (evidence.events === 'errors') {
-    return merge(evidence, fresh.stable.requests, fresh.canary.requests, fresh.stable.errors, fresh.canary.errors, toleratedRatio);
+    return merge(evidence, fresh.stable.requests, fresh.canary.requests, Math.round(fresh.stable.errors), Math.round(fresh.canary.errors), toleratedRatio);
   }
   const stableHistogram = fresh.stable.latency;
   const canaryHistogram = fresh.canary.latency;
@@ -221,7 +223,6 @@ function accumulate(evidence: Evidence, fresh: VersionPair<Counts>, stableJudged
   }
   const bound = evidence.boundMs;
   if (!stableHistogram.bounds.includes(bound) || !canaryHistogram.bounds.includes(bound)) return evidence;
-  // Bucket counts from Prometheus's increase() are extrapolated, so fractional; the test counts whole requests.
   const slow = (histogram: typeof stableHistogram): number => Math.round(countAbove(histogram, bound));
   return merge(evidence, fresh.stable.requests, fresh.canary.requests, slow(stableHistogram), slow(canaryHistogram), toleratedRatio);
 }

@@ -5,8 +5,8 @@
 import { KIND, type ModelCanary } from '../api/modelcanary.ts';
 import type { ModelCanaryStatus } from '../api/status.ts';
 import type { Observation, Sample } from '../api/observation.ts';
-import { checkModelCanary } from '../api/validate.ts';
-import { setCondition } from '../api/status.ts';
+import { checkAgainst, checkModelCanary } from '../api/validate.ts';
+import { ModelCanaryStatus as StatusSchema, setCondition } from '../api/status.ts';
 import { decide, type Decision } from '../analysis/engine.ts';
 import type { MetricsProvider } from '../metrics/provider.ts';
 import { canaryKey, observeAll } from '../metrics/observe.ts';
@@ -106,6 +106,8 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
       return failRouting(raw, previous, generation, problem, deps);
     }
     const status = startingStatus(canary.spec, generation, previous, now);
+    const refused = refusedStatus(status);
+    if (refused !== undefined) return holdOnBadStatus(raw, previous, canary, refused, deps);
     const applied = await router.apply(status.canaryWeight ?? 0, pin);
     if (!applied.ok) return failRouting(raw, previous, generation, applied.problem, deps);
     await deps.canaries.patchStatus(namespace, name, status);
@@ -143,9 +145,13 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
   const decision = decide(canary.spec.analysis, analysisStateOf(previous), observation);
   const terminal = decision.action === 'promote' || decision.action === 'rollback';
 
+  // The status is computed and checked before the route moves: a status the API server
+  // refuses after the route has moved would leave the two disagreeing, retried forever.
+  const status = statusAfter(decision, previous, generation, now);
+  const refused = refusedStatus(status);
+  if (refused !== undefined) return holdOnBadStatus(raw, previous, canary, refused, deps);
   const applied = await router.apply(decision.weight, pin && !terminal);
   if (!applied.ok) return failRouting(raw, previous, generation, applied.problem, deps);
-  const status = statusAfter(decision, previous, generation, now);
   await deps.canaries.patchStatus(namespace, name, status);
 
   if (applied.found.canary !== (previous.canaryWeight ?? applied.found.canary)) {
@@ -164,6 +170,24 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
   deps.log.info({ canary: canaryKey(canary), action: decision.action, weight: decision.weight, reason: decision.reason }, 'check');
   deps.observer?.checked?.(canary, decision, status);
   return terminal ? {} : { requeueAfterMs: canary.spec.analysis.interval };
+}
+
+/** Why the API server would refuse this status (the CRD has the same schema), or undefined. */
+function refusedStatus(status: ModelCanaryStatus): string | undefined {
+  const checked = checkAgainst(StatusSchema, status);
+  return checked.ok ? undefined : checked.problems.map((p) => `status.${p.path}: ${p.message}`).join('; ');
+}
+
+/** A bug of ours, not the user's: say so where people look, keep the route where it is, and try again next interval. */
+async function holdOnBadStatus(raw: Json, previous: ModelCanaryStatus, canary: ModelCanary, problem: string, deps: ReconcileDeps): Promise<ReconcileResult> {
+  const weight = previous.canaryWeight ?? 0;
+  const message = `modelcanary computed a status the API server would refuse (${problem}); the route stays at ${weight} % and the check is repeated next interval. This is a bug in modelcanary: please report it with this message.`;
+  if (previous.message !== message.slice(0, 4096)) {
+    await deps.canaries.patchStatus(canary.metadata.namespace ?? 'default', canary.metadata.name, { ...previous, message: message.slice(0, 4096) });
+    await deps.events.record(raw, 'Warning', 'StatusRefused', message);
+    deps.log.warn({ canary: canaryKey(canary), problem, weight }, 'computed status is invalid; holding');
+  }
+  return { requeueAfterMs: canary.spec.analysis.interval };
 }
 
 function unmeasurable(canary: ModelCanary, problem: string): Observation {
