@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import type { Sample } from '../src/api/observation.ts';
+import { addCounts, type Counts, type Sample } from '../src/api/observation.ts';
 import type { ModelCanary } from '../src/api/modelcanary.ts';
 import type { MetricsProvider, VersionSelector } from '../src/metrics/provider.ts';
 import { fromBucketCounts, ISTIO_BUCKETS_MS } from '../src/analysis/histogram.ts';
@@ -17,21 +17,34 @@ import { seeded } from '../src/analysis/random.ts';
 
 type Json = Record<string, any>;
 
-/** Healthy versions answer 0.1 % 5xx; a canary listed in `failing` answers 20 %. */
+/** Healthy versions answer 0.1 % 5xx; a canary listed in `failing` answers 20 %. Each look sees 2000 new requests. */
 class FakeProvider implements MetricsProvider {
   readonly failing = new Set<string>();
   /** Canaries whose counts are impossible (negative errors), as from a broken provider. */
   readonly impossible = new Set<string>();
+  private readonly cumulative = new Map<string, Counts>();
+
+  private look(s: VersionSelector): Counts {
+    const name = s.key.split('/')[1] ?? '';
+    const canary = s.key.endsWith('/canary');
+    const requests = 2000;
+    const perBucket = [...ISTIO_BUCKETS_MS, Infinity].map((b) => (b === 100 ? requests : 0));
+    const errors = canary && this.impossible.has(name) ? -5 : canary && this.failing.has(name) ? 400 : 2;
+    return { requests, errors, latency: fromBucketCounts(ISTIO_BUCKETS_MS, perBucket) };
+  }
 
   counts(selectors: readonly VersionSelector[]): Promise<Map<string, Sample>> {
+    return Promise.resolve(new Map(selectors.map((s) => [s.key, { kind: 'counts', counts: this.look(s) }])));
+  }
+
+  totals(selectors: readonly VersionSelector[]): Promise<Map<string, Sample>> {
     return Promise.resolve(
       new Map(
         selectors.map((s) => {
-          const bad = s.key.endsWith('/canary') && this.failing.has(s.key.split('/')[1] ?? '');
-          const requests = 2000;
-          const perBucket = [...ISTIO_BUCKETS_MS, Infinity].map((b) => (b === 100 ? requests : 0));
-          const broken = s.key.endsWith('/canary') && this.impossible.has(s.key.split('/')[1] ?? '');
-          return [s.key, { kind: 'counts', counts: { requests, errors: broken ? -5 : bad ? 400 : 2, latency: fromBucketCounts(ISTIO_BUCKETS_MS, perBucket) } }];
+          const before = this.cumulative.get(s.key);
+          const now = before === undefined ? this.look(s) : addCounts(before, this.look(s));
+          this.cumulative.set(s.key, now);
+          return [s.key, { kind: 'counts', counts: now }];
         }),
       ),
     );
@@ -212,6 +225,29 @@ test('a status the API server would refuse is never written: the route stays, th
     provider.impossible.delete('wedged');
     await until('wedged promotes once the counts are sane', () => status('wedged'), (s) => s.phase === 'Succeeded');
     assert.deepEqual(await weights('wedged'), [0, 100]);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('between checks the sequential test rolls a bad canary back without waiting for the check, and leaves a good one be', async () => {
+  const c = controller();
+  await c.start();
+  try {
+    // Checks every 5 minutes, watches every second: only a watch can act within this test.
+    provider.failing.add('watched-bad');
+    await createPair('watched-good', { interval: '5m', watchInterval: '1s' });
+    await createPair('watched-bad', { interval: '5m', watchInterval: '1s' });
+    const bad = await until('watched-bad rolls back', () => status('watched-bad'), (s) => s.phase === 'RolledBack');
+    assert.deepEqual(await weights('watched-bad'), [100, 0]);
+    assert.match(bad.lastAnalysis.reason, /rolled back at once: error-rate: the sequential test finds the canary's 5xx rate above stable's/);
+    assert.ok((await reasons('watched-bad')).includes('RolledBack'));
+
+    const good = await until('watched-good has been watched', () => status('watched-good'), (s) => (s.evidence ?? []).some((e: Json) => e.stableEvents > 0));
+    assert.equal(good.phase, 'Progressing');
+    assert.equal(good.canaryWeight, 10, 'no check is due yet: the weight stays');
+    assert.ok(Date.parse(good.watchMark.time) > Date.parse(good.lastAnalysis.time), 'the mark moved with each watch');
+    assert.deepEqual(await weights('watched-good'), [90, 10]);
   } finally {
     await c.stop();
   }

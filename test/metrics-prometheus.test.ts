@@ -106,6 +106,23 @@ test('counts per version are exact, and one query per family answers every versi
   assert.equal(http.sent, 6);
 });
 
+test('totals are the counters themselves: two reads subtract to exactly the requests in between', { skip: PROMETHEUS_MISSING }, async () => {
+  const http = client();
+  const provider = new PrometheusMetricsProvider(http);
+  const { stable, canary } = versionSelectors(fraudCanary);
+  // At T0+300 each counter has grown 20 times (samples every 15 s); 15 s later, once more.
+  const first = await provider.totals([stable, canary], AT);
+  const second = await provider.totals([stable, canary], new Date(AT.getTime() + 15_000));
+  assert.deepEqual(first.get(canary.key), {
+    kind: 'counts',
+    counts: { requests: 200, errors: 20, latency: { bounds: [50, 100, 250, 500, 1000], cumulative: [40, 100, 160, 180, 200, 200] } },
+  });
+  const requests = (answer: Map<string, unknown>, key: string): number => (answer.get(key) as { counts: { requests: number } }).counts.requests;
+  assert.equal(requests(second, stable.key) - requests(first, stable.key), 100);
+  assert.equal(requests(second, canary.key) - requests(first, canary.key), 10);
+  assert.equal(http.sent, 6, 'one query per family for both versions, per read');
+});
+
 test("the engine's p99 from bucket counts equals Prometheus's histogram_quantile", { skip: PROMETHEUS_MISSING }, async () => {
   const http = client();
   const provider = new PrometheusMetricsProvider(http);

@@ -159,6 +159,25 @@ test('counts over a window are exactly the requests between its two scrapes, as 
   assert.deepEqual(pick(countsOf(lastHour.get(stable.key))), { requests: 170, errors: 3 });
 });
 
+test('totals are the counters at the newest scrape, for differences between two looks', async () => {
+  const exporter = await startExporter();
+  const clock = manualClock();
+  const provider = new ScrapingMetricsProvider({ url: exporter.url, now: clock.now });
+  const stable = version('v1');
+  const canary = version('v2');
+  const before = await provider.totals([stable], clock.now());
+  assert.equal(before.get(stable.key)?.kind, 'error', 'no scrape yet');
+  exporter.serve('v1', 40, { ms: 20 });
+  exporter.serve('v1', 2, { code: '503', ms: 20 });
+  await provider.scrapeNow();
+  clock.set(T0 + 5_000);
+  exporter.serve('v1', 8, { ms: 20 });
+  await provider.scrapeNow();
+  const totals = await provider.totals([stable, canary], clock.now());
+  assert.deepEqual(pick(countsOf(totals.get(stable.key))), { requests: 50, errors: 2 });
+  assert.equal(totals.get(canary.key)?.kind, 'noData', 'a version without series has served nothing yet');
+});
+
 test("the latency histogram is the engine's quantile input: Istio's bounds ascending, the last count the total", async () => {
   const exporter = await startExporter();
   const clock = manualClock();

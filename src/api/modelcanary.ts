@@ -352,7 +352,7 @@ export const Analysis = annotate(
   z.strictObject({
     interval: duration('How often each step is checked.', '1s', '1h').prefault('30s'),
     watchInterval: duration(
-      'How often the sequential test looks at new requests between checks, so that a bad canary is rolled back without waiting for the next check; its false-alarm rate holds however often it looks. At most the interval. Default: 10s, or the interval when shorter. Used by simulate today; the live controller does not watch between checks yet.',
+      "How often the sequential test looks at new requests between checks, so that a bad canary is rolled back without waiting for the next check; its false-alarm rate holds however often it looks. At most the interval. Default: 10s, or the interval when shorter. Each watch reads each version's cumulative counters and records them in status.watchMark.",
       '1s',
       '1h',
     ).optional(),

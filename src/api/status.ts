@@ -92,6 +92,19 @@ const VersionCounts = annotate(
   { description: "One version's counts." },
 );
 
+export const WatchMark = annotate(
+  z.object({
+    time: annotate(z.iso.datetime({ offset: true }), { description: 'When the counters were read.' }),
+    stable: VersionCounts,
+    canary: VersionCounts,
+  }),
+  {
+    description:
+      "Each version's cumulative counters (sums of istio_requests_total and its latency buckets) at the sequential test's last look, a check or a watch: the next look feeds it only the requests counted since.",
+  },
+);
+export type WatchMark = z.output<typeof WatchMark>;
+
 export const CarriedCounts = annotate(z.object({ stable: VersionCounts, canary: VersionCounts }), {
   description: 'Counts of checks that were inconclusive for too few requests, added to the next check at this step.',
 });
@@ -113,6 +126,7 @@ export const ModelCanaryStatus = annotate(
     evidence: annotate(z.array(Evidence).max(40), {
       description: 'The sequential test\'s evidence, per metric, so that it survives a restart of the controller.',
     }).optional(),
+    watchMark: WatchMark.optional(),
     conditions: annotate(z.array(Condition).max(16), {
       description: 'Conditions: Valid, Progressing, Promoted, MetricsAvailable, RoutingReady.',
       extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },

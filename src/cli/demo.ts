@@ -416,6 +416,8 @@ function liveLine(member: Cast): string {
 function verdictNumbers(member: Cast): string {
   const analysis = member.status.lastAnalysis;
   if (analysis === undefined || analysis.metrics.length === 0) return 'waiting for the first check';
+  // A rollback between checks has the sequential test's numbers in its reason, not per metric.
+  if (analysis.metrics.every((m) => typeof m.canary !== 'number')) return analysis.reason;
   return analysis.metrics
     .map((m) => {
       const type = member.canary.spec.analysis.metrics.find((d) => d.name === m.name)?.type;

@@ -2,16 +2,16 @@
 // the status, and only then tell people. The order matters: a crash between the route write
 // and the status write re-applies the same weight on the next pass instead of skipping a step.
 
-import { KIND, type ModelCanary } from '../api/modelcanary.ts';
+import { KIND, watchIntervalMs, type ModelCanary } from '../api/modelcanary.ts';
 import type { ModelCanaryStatus } from '../api/status.ts';
-import type { Observation, Sample } from '../api/observation.ts';
+import type { Counts, Observation, Sample, VersionPair } from '../api/observation.ts';
 import { checkAgainst, checkModelCanary } from '../api/validate.ts';
 import { ModelCanaryStatus as StatusSchema, setCondition } from '../api/status.ts';
-import { decide, type Decision } from '../analysis/engine.ts';
+import { decide, watch, type Decision } from '../analysis/engine.ts';
 import type { MetricsProvider } from '../metrics/provider.ts';
-import { canaryKey, observeAll } from '../metrics/observe.ts';
+import { canaryKey, observeAll, versionSelectors } from '../metrics/observe.ts';
 import type { TrafficRouter } from '../routing/router.ts';
-import { analysisStateOf, isNewRollout, startingStatus, statusAfter } from './rollout-status.ts';
+import { analysisStateOf, isNewRollout, markOf, sinceMark, startingStatus, statusAfter } from './rollout-status.ts';
 
 export const FINALIZER = 'modelcanary.io/restore-routes';
 
@@ -130,24 +130,37 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
     return {};
   }
 
+  const { analysis } = canary.spec;
   const last = previous.lastAnalysis === undefined ? 0 : Date.parse(previous.lastAnalysis.time);
-  const due = last + canary.spec.analysis.interval - now.getTime();
-  if (due > 0 && previous.phase !== 'Paused') return { requeueAfterMs: due };
+  const due = last + analysis.interval - now.getTime();
+  const watching = analysis.sequentialTest.enabled && watchIntervalMs(analysis) < analysis.interval;
+  if (due > 0 && previous.phase !== 'Paused') {
+    if (!watching) return { requeueAfterMs: due };
+    const lastLook = Math.max(last, previous.watchMark === undefined ? 0 : Date.parse(previous.watchMark.time));
+    const watchDue = lastLook + watchIntervalMs(analysis) - now.getTime();
+    if (watchDue > 0) return { requeueAfterMs: Math.min(due, watchDue) };
+    return watchBetweenChecks(raw, canary, previous, generation, router, deps, now, due);
+  }
 
   // Evidence since the previous check, bounded so a long outage does not judge an hour at once.
-  const sinceMs = Math.min(Math.max(now.getTime() - last, canary.spec.analysis.interval), 10 * canary.spec.analysis.interval);
+  const sinceMs = Math.min(Math.max(now.getTime() - last, analysis.interval), 10 * analysis.interval);
   const provider = await deps.providerFor(canary);
   const observation =
     'problem' in provider
       ? unmeasurable(canary, provider.problem)
       : (await observeAll(provider, [canary], sinceMs, now)).get(canaryKey(canary));
-  if (observation === undefined) return { requeueAfterMs: canary.spec.analysis.interval };
-  const decision = decide(canary.spec.analysis, analysisStateOf(previous), observation);
+  if (observation === undefined) return { requeueAfterMs: analysis.interval };
+  // With watches, the sequential test is fed from counter differences since its last look.
+  const totals = watching && !('problem' in provider) ? await readTotals(provider, canary, now) : undefined;
+  const unseen = watching ? unseenSince(previous, totals) : undefined;
+  const decision = decide(analysis, analysisStateOf(previous), { ...observation, sinceLastWatch: unseen && asSamples(unseen) });
   const terminal = decision.action === 'promote' || decision.action === 'rollback';
 
   // The status is computed and checked before the route moves: a status the API server
   // refuses after the route has moved would leave the two disagreeing, retried forever.
-  const status = statusAfter(decision, previous, generation, now);
+  const judged = statusAfter(decision, previous, generation, now);
+  // Without watches no mark is kept: a stale one would count old requests again once they start.
+  const status = { ...judged, watchMark: !watching ? undefined : totals === undefined ? previous.watchMark : markOf(totals, now) };
   const refused = refusedStatus(status);
   if (refused !== undefined) return holdOnBadStatus(raw, previous, canary, refused, deps);
   const applied = await router.apply(decision.weight, pin && !terminal);
@@ -169,7 +182,80 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
   }
   deps.log.info({ canary: canaryKey(canary), action: decision.action, weight: decision.weight, reason: decision.reason }, 'check');
   deps.observer?.checked?.(canary, decision, status);
-  return terminal ? {} : { requeueAfterMs: canary.spec.analysis.interval };
+  return terminal ? {} : { requeueAfterMs: watching ? watchIntervalMs(analysis) : analysis.interval };
+}
+
+/**
+ * Between checks: the sequential test looks at the requests counted since its last look, and
+ * a rejection rolls back at once. The first look of a rollout only sets the mark.
+ */
+async function watchBetweenChecks(
+  raw: Json,
+  canary: ModelCanary,
+  previous: ModelCanaryStatus,
+  generation: number,
+  router: TrafficRouter,
+  deps: ReconcileDeps,
+  now: Date,
+  checkDue: number,
+): Promise<ReconcileResult> {
+  const again = { requeueAfterMs: Math.min(checkDue, watchIntervalMs(canary.spec.analysis)) };
+  const provider = await deps.providerFor(canary);
+  // Unmeasurable now: the next look (or check) counts from the old mark, so nothing is lost.
+  const totals = 'problem' in provider ? undefined : await readTotals(provider, canary, now);
+  if (totals === undefined) return again;
+  const mark = markOf(totals, now);
+  const fresh = previous.watchMark === undefined ? 'reset' : sinceMark(previous.watchMark, totals);
+  const watched = fresh === 'reset' ? { state: analysisStateOf(previous) } : watch(canary.spec.analysis, analysisStateOf(previous), fresh);
+  if (watched.rollback === undefined) {
+    const status = { ...previous, evidence: watched.state.evidence, watchMark: mark };
+    const refused = refusedStatus(status);
+    if (refused !== undefined) return holdOnBadStatus(raw, previous, canary, refused, deps);
+    await deps.canaries.patchStatus(canary.metadata.namespace ?? 'default', canary.metadata.name, status);
+    return again;
+  }
+  const decision = watched.rollback;
+  const status = { ...statusAfter(decision, previous, generation, now), watchMark: mark };
+  const refused = refusedStatus(status);
+  if (refused !== undefined) return holdOnBadStatus(raw, previous, canary, refused, deps);
+  const applied = await router.apply(0, false);
+  if (!applied.ok) return failRouting(raw, previous, generation, applied.problem, deps);
+  await deps.canaries.patchStatus(canary.metadata.namespace ?? 'default', canary.metadata.name, status);
+  await deps.events.record(raw, 'Warning', 'RolledBack', decision.reason);
+  deps.log.info({ canary: canaryKey(canary), action: decision.action, weight: 0, reason: decision.reason }, 'watch');
+  deps.observer?.checked?.(canary, decision, status);
+  return {};
+}
+
+/** Each version's cumulative counters now; a version without series has served nothing yet. */
+async function readTotals(provider: MetricsProvider, canary: ModelCanary, now: Date): Promise<VersionPair<Counts> | undefined> {
+  const { stable, canary: canarySelector } = versionSelectors(canary);
+  const answers = await provider.totals([stable, canarySelector], now);
+  const counts = (key: string): Counts | undefined => {
+    const sample = answers.get(key);
+    if (sample?.kind === 'counts') return sample.counts;
+    return sample?.kind === 'noData' ? { requests: 0, errors: 0 } : undefined;
+  };
+  const stableCounts = counts(stable.key);
+  const canaryCounts = counts(canarySelector.key);
+  return stableCounts === undefined || canaryCounts === undefined ? undefined : { stable: stableCounts, canary: canaryCounts };
+}
+
+/**
+ * What the sequential test has not seen at a check: the counts since its last look. Without a
+ * mark no watch has fed it, so the whole interval is new (undefined). Counters that cannot be
+ * read or went down feed nothing now: a later look counts from the mark, nothing twice.
+ */
+function unseenSince(previous: ModelCanaryStatus, totals: VersionPair<Counts> | undefined): VersionPair<Counts> | undefined {
+  if (previous.watchMark === undefined) return undefined;
+  const none = { requests: 0, errors: 0 };
+  if (totals === undefined) return { stable: none, canary: none };
+  const fresh = sinceMark(previous.watchMark, totals);
+  return fresh === 'reset' ? { stable: none, canary: none } : fresh;
+}
+
+function asSamples(pair: VersionPair<Counts>): VersionPair<Sample> {
+  return { stable: { kind: 'counts', counts: pair.stable }, canary: { kind: 'counts', counts: pair.canary } };
 }
 
 /** Why the API server would refuse this status (the CRD has the same schema), or undefined. */

@@ -3,8 +3,8 @@
 // resumes exactly where the last one wrote.
 
 import type { ModelCanarySpec } from '../api/modelcanary.ts';
-import { setCondition, type CarriedCounts, type Condition, type ModelCanaryStatus, type Phase } from '../api/status.ts';
-import type { Counts } from '../api/observation.ts';
+import { setCondition, type CarriedCounts, type Condition, type ModelCanaryStatus, type Phase, type WatchMark } from '../api/status.ts';
+import type { Counts, VersionPair } from '../api/observation.ts';
 import type { AnalysisState, Decision } from '../analysis/engine.ts';
 
 export function analysisStateOf(status: ModelCanaryStatus): AnalysisState {
@@ -99,4 +99,31 @@ function finite(x: number | undefined): number | null {
 function roundCounts(c: Counts): CarriedCounts['stable'] {
   const latency = c.latency === undefined ? undefined : { bounds: [...c.latency.bounds], cumulative: [...c.latency.cumulative] };
   return { requests: Math.round(c.requests), errors: Math.round(c.errors), latency };
+}
+
+/** The counters read at a look of the sequential test, to subtract at the next one. */
+export function markOf(totals: VersionPair<Counts>, now: Date): WatchMark {
+  return { time: now.toISOString(), stable: roundCounts(totals.stable), canary: roundCounts(totals.canary) };
+}
+
+/**
+ * The requests counted since the mark, per version; 'reset' when a counter went down (a proxy
+ * restarted, a series went stale), so that the difference is not a count of anything.
+ */
+export function sinceMark(mark: WatchMark, totals: VersionPair<Counts>): VersionPair<Counts> | 'reset' {
+  const stable = difference(totals.stable, mark.stable);
+  const canary = difference(totals.canary, mark.canary);
+  return stable === undefined || canary === undefined ? 'reset' : { stable, canary };
+}
+
+function difference(now: Counts, before: CarriedCounts['stable']): Counts | undefined {
+  const requests = Math.round(now.requests) - before.requests;
+  const errors = Math.round(now.errors) - before.errors;
+  if (requests < 0 || errors < 0) return undefined;
+  const sameBounds = now.latency !== undefined && before.latency !== undefined && now.latency.bounds.join() === before.latency.bounds.join();
+  if (!sameBounds || now.latency === undefined || before.latency === undefined) return { requests, errors };
+  const earlier = before.latency.cumulative;
+  const cumulative = now.latency.cumulative.map((c, i) => c - (earlier[i] ?? 0));
+  if (cumulative.some((c) => c < 0)) return undefined;
+  return { requests, errors, latency: { bounds: now.latency.bounds, cumulative } };
 }

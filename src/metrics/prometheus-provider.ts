@@ -27,7 +27,16 @@ export class PrometheusMetricsProvider implements MetricsProvider {
     this.reporter = options.reporter ?? 'destination';
   }
 
-  async counts(selectors: readonly VersionSelector[], windowMs: number, at: Date): Promise<Map<string, Sample>> {
+  counts(selectors: readonly VersionSelector[], windowMs: number, at: Date): Promise<Map<string, Sample>> {
+    return this.builtin(selectors, windowMs, at);
+  }
+
+  totals(selectors: readonly VersionSelector[], at: Date): Promise<Map<string, Sample>> {
+    return this.builtin(selectors, undefined, at);
+  }
+
+  /** Over a window (increase), or the counters' current sums (no window). */
+  private async builtin(selectors: readonly VersionSelector[], windowMs: number | undefined, at: Date): Promise<Map<string, Sample>> {
     const answers = new Map<string, Sample>();
     await Promise.all(
       groupByLabelNames(selectors).map(async (group) => {
@@ -77,20 +86,23 @@ export function groupByLabelNames(selectors: readonly VersionSelector[]): Group[
   return [...groups.values()];
 }
 
-/** The three queries of a group; each label is narrowed to the values its versions use. */
-export function builtinQueries(group: Group, windowMs: number, reporter: string): { requests: string; errors: string; buckets: string } {
+/**
+ * The three queries of a group; each label is narrowed to the values its versions use. With a
+ * window they count increase() over it; without one, the counters' current sums.
+ */
+export function builtinQueries(group: Group, windowMs: number | undefined, reporter: string): { requests: string; errors: string; buckets: string } {
   const narrow = group.labelNames.map((name) => `${name}=~"${escapeString(alternation(group.selectors.map((s) => s.labels[name] ?? '')))}"`);
   const selector = (extra: string[]): string => `{${[`reporter="${escapeString(reporter)}"`, ...extra, ...narrow].join(',')}}`;
   const by = group.labelNames.join(',');
-  const window = promDuration(windowMs);
+  const over = (series: string): string => (windowMs === undefined ? series : `increase(${series}[${promDuration(windowMs)}])`);
   return {
-    requests: `sum by (${by}) (increase(istio_requests_total${selector([])}[${window}]))`,
-    errors: `sum by (${by}) (increase(istio_requests_total${selector(['response_code=~"5.."'])}[${window}]))`,
-    buckets: `sum by (${by},le) (increase(istio_request_duration_milliseconds_bucket${selector([])}[${window}]))`,
+    requests: `sum by (${by}) (${over(`istio_requests_total${selector([])}`)})`,
+    errors: `sum by (${by}) (${over(`istio_requests_total${selector(['response_code=~"5.."'])}`)})`,
+    buckets: `sum by (${by},le) (${over(`istio_request_duration_milliseconds_bucket${selector([])}`)})`,
   };
 }
 
-function split(group: Group, requests: QueryResult, errors: QueryResult, buckets: QueryResult, windowMs: number): Map<string, Sample> {
+function split(group: Group, requests: QueryResult, errors: QueryResult, buckets: QueryResult, windowMs: number | undefined): Map<string, Sample> {
   const out = new Map<string, Sample>();
   const failed = [requests, errors, buckets].find((r) => r.kind !== 'vector');
   if (failed !== undefined) {
@@ -111,7 +123,8 @@ function split(group: Group, requests: QueryResult, errors: QueryResult, buckets
     const key = id(selector.labels);
     const served = requestSeries.get(key);
     if (served === undefined) {
-      out.set(selector.key, { kind: 'noData', reason: `no istio_requests_total series for {${renderMatchers(selector.labels)}} in the last ${promDuration(windowMs)}` });
+      const when = windowMs === undefined ? '' : ` in the last ${promDuration(windowMs)}`;
+      out.set(selector.key, { kind: 'noData', reason: `no istio_requests_total series for {${renderMatchers(selector.labels)}}${when}` });
       continue;
     }
     const counts: Counts = {

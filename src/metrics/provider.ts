@@ -16,6 +16,13 @@ export interface MetricsProvider {
    * family, however many there are.
    */
   counts(selectors: readonly VersionSelector[], windowMs: number, at: Date): Promise<Map<string, Sample>>;
+  /**
+   * Each selected version's cumulative counts at `at`: the current sums of its request, 5xx and
+   * latency bucket counters, without a window. Two reads subtract to exactly the requests in
+   * between, however short the gap (increase() over a window shorter than a few scrapes is not
+   * reliable). A counter reset makes the difference negative; callers must check.
+   */
+  totals(selectors: readonly VersionSelector[], at: Date): Promise<Map<string, Sample>>;
   /** One number from a PromQL query evaluated at `at`. */
   value(query: string, at: Date): Promise<Sample>;
 }
@@ -24,6 +31,10 @@ export interface MetricsProvider {
 export class NopMetricsProvider implements MetricsProvider {
   counts(selectors: readonly VersionSelector[]): Promise<Map<string, Sample>> {
     return Promise.resolve(new Map(selectors.map((s) => [s.key, { kind: 'noData', reason: 'no metrics provider' }])));
+  }
+
+  totals(selectors: readonly VersionSelector[]): Promise<Map<string, Sample>> {
+    return this.counts(selectors);
   }
 
   value(): Promise<Sample> {

@@ -85,6 +85,17 @@ export class ScrapingMetricsProvider implements MetricsProvider {
     return answer((selector) => this.increase(selector, window.start, window.end, windowMs));
   }
 
+  totals(selectors: readonly VersionSelector[], at: Date): Promise<Map<string, Sample>> {
+    const end = this.snapshots.findLast((s) => s.time <= at.getTime());
+    const failure = this.lastFailure !== undefined && this.lastFailure.time <= at.getTime() ? this.lastFailure : undefined;
+    const sample = (selector: VersionSelector): Sample => {
+      if (end === undefined) return { kind: 'error', message: `no scrape of ${this.url} at or before ${at.toISOString()}${failure === undefined ? '' : `; ${failure.message}`}` };
+      if (failure !== undefined && failure.time > end.time) return { kind: 'error', message: failure.message };
+      return this.increase(selector, { time: 0, series: new Map() }, end, undefined);
+    };
+    return Promise.resolve(new Map(selectors.map((s) => [s.key, sample(s)])));
+  }
+
   value(): Promise<Sample> {
     return Promise.resolve({
       kind: 'error',
@@ -127,7 +138,8 @@ export class ScrapingMetricsProvider implements MetricsProvider {
     return { kind: 'window', start, end };
   }
 
-  private increase(selector: VersionSelector, start: Snapshot, end: Snapshot, windowMs: number): Sample {
+  /** Counts between two scrapes; against an empty start, the counters' sums (totals). */
+  private increase(selector: VersionSelector, start: Snapshot, end: Snapshot, windowMs: number | undefined): Sample {
     const matches = (sample: ExpositionSample, name: string): boolean =>
       sample.name === name && sample.labels.reporter === this.reporter && Object.entries(selector.labels).every(([label, value]) => sample.labels[label] === value);
     let served: number | undefined;
@@ -144,7 +156,8 @@ export class ScrapingMetricsProvider implements MetricsProvider {
       }
     }
     if (served === undefined) {
-      return { kind: 'noData', reason: `no ${REQUESTS} series for {${renderMatchers(selector.labels)}} at ${this.url} in the last ${promDuration(windowMs)}` };
+      const when = windowMs === undefined ? '' : ` in the last ${promDuration(windowMs)}`;
+      return { kind: 'noData', reason: `no ${REQUESTS} series for {${renderMatchers(selector.labels)}} at ${this.url}${when}` };
     }
     const counts: Counts = { requests: served, errors, latency: histogram(buckets) };
     return { kind: 'counts', counts };
