@@ -5,7 +5,7 @@
 import type { Analysis, Metric } from '../api/modelcanary.ts';
 import type { Evidence } from '../api/status.ts';
 import { boundAtOrAbove, countAbove, histogramQuantile } from './histogram.ts';
-import { addCounts, countsOf, type Counts, type Observation, type Sample, type VersionPair } from '../api/observation.ts';
+import { addCounts, asSamples, countsOf, type Counts, type Observation, type Sample, type VersionPair } from '../api/observation.ts';
 import { logMixture, noEvidence, RATIO_GRID, rejects, update } from './sequential.ts';
 import { judgeMetric, type MetricVerdict } from './verdicts.ts';
 import { formatValue } from './format.ts';
@@ -127,9 +127,6 @@ function bothCounts(pair: VersionPair<Sample>): VersionPair<Counts> | undefined 
   return stable === undefined || canary === undefined ? undefined : { stable, canary };
 }
 
-function asSamples(pair: VersionPair<Counts>): VersionPair<Sample> {
-  return { stable: { kind: 'counts', counts: pair.stable }, canary: { kind: 'counts', counts: pair.canary } };
-}
 
 function sum(a: VersionPair<Counts>, b: VersionPair<Counts>): VersionPair<Counts> {
   return { stable: addCounts(a.stable, b.stable), canary: addCounts(a.canary, b.canary) };

@@ -8,7 +8,7 @@ import type { Phase } from '../api/status.ts';
 import type { BehaviourChange, ModelBehaviour, Scenario } from '../api/scenario.ts';
 import { decide, startState, watch, weightAt, type Action, type Decision, type EngineOptions } from './engine.ts';
 import { fromBucketCounts, histogramQuantile, ISTIO_BUCKETS_MS, type Histogram } from './histogram.ts';
-import type { Counts, Sample, VersionPair } from '../api/observation.ts';
+import { asSamples, type Counts, type VersionPair } from '../api/observation.ts';
 import { binomial, multinomial, poisson, seeded, type Random } from './random.ts';
 import type { MetricVerdict } from './verdicts.ts';
 
@@ -135,9 +135,6 @@ export function simulate(spec: ModelCanarySpec, scenario: Scenario, options: Sim
   };
 }
 
-function asSamples(pair: VersionPair<Counts>): VersionPair<Sample> {
-  return { stable: { kind: 'counts', counts: pair.stable }, canary: { kind: 'counts', counts: pair.canary } };
-}
 
 function drawSegment(random: Random, world: { stable: ModelBehaviour; canary: ModelBehaviour; requestsPerSecond: number }, weight: number, seconds: number): VersionPair<Counts> {
   const total = poisson(random, world.requestsPerSecond * seconds);

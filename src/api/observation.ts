@@ -58,6 +58,11 @@ export function countsOf(sample: Sample): Counts | undefined {
   return sample.kind === 'counts' ? sample.counts : undefined;
 }
 
+/** Counts of both versions as the samples the engine is shown. */
+export function asSamples(pair: VersionPair<Counts>): VersionPair<Sample> {
+  return { stable: { kind: 'counts', counts: pair.stable }, canary: { kind: 'counts', counts: pair.canary } };
+}
+
 export function addCounts(a: Counts, b: Counts): Counts {
   const latency =
     a.latency === undefined ? b.latency : b.latency === undefined ? a.latency : { bounds: a.latency.bounds, cumulative: a.latency.cumulative.map((c, i) => c + (b.latency?.cumulative[i] ?? 0)) };

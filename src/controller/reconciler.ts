@@ -4,7 +4,7 @@
 
 import { KIND, watchIntervalMs, type ModelCanary } from '../api/modelcanary.ts';
 import type { ModelCanaryStatus } from '../api/status.ts';
-import type { Counts, Observation, Sample, VersionPair } from '../api/observation.ts';
+import { asSamples, type Counts, type Observation, type Sample, type VersionPair } from '../api/observation.ts';
 import { checkAgainst, checkModelCanary } from '../api/validate.ts';
 import { ModelCanaryStatus as StatusSchema, setCondition } from '../api/status.ts';
 import { decide, watch, type Decision } from '../analysis/engine.ts';
@@ -254,9 +254,6 @@ function unseenSince(previous: ModelCanaryStatus, totals: VersionPair<Counts> | 
   return fresh === 'reset' ? { stable: none, canary: none } : fresh;
 }
 
-function asSamples(pair: VersionPair<Counts>): VersionPair<Sample> {
-  return { stable: { kind: 'counts', counts: pair.stable }, canary: { kind: 'counts', counts: pair.canary } };
-}
 
 /** Why the API server would refuse this status (the CRD has the same schema), or undefined. */
 function refusedStatus(status: ModelCanaryStatus): string | undefined {

@@ -86,13 +86,8 @@ export class ScrapingMetricsProvider implements MetricsProvider {
   }
 
   totals(selectors: readonly VersionSelector[], at: Date): Promise<Map<string, Sample>> {
-    const end = this.snapshots.findLast((s) => s.time <= at.getTime());
-    const failure = this.lastFailure !== undefined && this.lastFailure.time <= at.getTime() ? this.lastFailure : undefined;
-    const sample = (selector: VersionSelector): Sample => {
-      if (end === undefined) return { kind: 'error', message: `no scrape of ${this.url} at or before ${at.toISOString()}${failure === undefined ? '' : `; ${failure.message}`}` };
-      if (failure !== undefined && failure.time > end.time) return { kind: 'error', message: failure.message };
-      return this.increase(selector, { time: 0, series: new Map() }, end, undefined);
-    };
+    const end = this.newest(at.getTime());
+    const sample = (selector: VersionSelector): Sample => ('kind' in end ? end : this.increase(selector, { time: 0, series: new Map() }, end, undefined));
     return Promise.resolve(new Map(selectors.map((s) => [s.key, sample(s)])));
   }
 
@@ -118,10 +113,9 @@ export class ScrapingMetricsProvider implements MetricsProvider {
     }
   }
 
-  /** The scrapes at the two ends of the window, or why there is no answer for anyone. */
-  private window(windowMs: number, at: number): { kind: 'window'; start: Snapshot; end: Snapshot } | Extract<Sample, { kind: 'error' | 'noData' }> {
-    const upTo = (time: number): Snapshot | undefined => this.snapshots.findLast((s) => s.time <= time);
-    const end = upTo(at);
+  /** The newest scrape at or before `at`, or why it cannot be trusted. */
+  private newest(at: number): Snapshot | Extract<Sample, { kind: 'error' }> {
+    const end = this.snapshots.findLast((s) => s.time <= at);
     const failure = this.lastFailure !== undefined && this.lastFailure.time <= at ? this.lastFailure : undefined;
     if (end === undefined) {
       const none = this.snapshots.length === 0 ? `no scrape of ${this.url} yet` : `no scrape of ${this.url} at or before ${new Date(at).toISOString()}`;
@@ -129,8 +123,15 @@ export class ScrapingMetricsProvider implements MetricsProvider {
     }
     // The newest look at the exporter failed: what happened since the last good scrape is unknown.
     if (failure !== undefined && failure.time > end.time) return { kind: 'error', message: failure.message };
+    return end;
+  }
+
+  /** The scrapes at the two ends of the window, or why there is no answer for anyone. */
+  private window(windowMs: number, at: number): { kind: 'window'; start: Snapshot; end: Snapshot } | Extract<Sample, { kind: 'error' | 'noData' }> {
+    const end = this.newest(at);
+    if ('kind' in end) return end;
     // History shorter than the window: measure from the oldest scrape kept.
-    const start = upTo(at - windowMs) ?? this.snapshots[0] ?? end;
+    const start = this.snapshots.findLast((s) => s.time <= at - windowMs) ?? this.snapshots[0] ?? end;
     if (start === end) {
       const reason = this.snapshots[0] === end ? 'only one scrape so far' : `no scrape of ${this.url} in the last ${promDuration(windowMs)}`;
       return { kind: 'noData', reason };
