@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Builds a real kube-apiserver and etcd from the published modules pinned in go.mod, and
+# copies the CRDs the envtest installs (Istio, Gateway API, InferencePool) from the modules
+# pinned in crdsrc/go.mod, into a cache folder keyed by version:
+#   ${MODELCANARY_KUBE_CACHE:-$HOME/.cache/modelcanary/kube}/<k8s-version>-<etcd-version>/
+# Does nothing when they are already there. Prints the folder on stdout; progress goes to stderr.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# The version a go.mod requires of a module, whether in a require block or on one line.
+required() {
+  sed -nE "s#^[[:space:]]*(require[[:space:]]+)?$1[[:space:]]+(v[^[:space:]]+).*#\2#p" "$2" | head -n 1
+}
+
+k8s="$(required k8s.io/kubernetes "$here/go.mod")"
+etcd="$(required go.etcd.io/etcd/server/v3 "$here/go.mod")"
+istio="$(required istio.io/api "$here/crdsrc/go.mod")"
+gateway="$(required sigs.k8s.io/gateway-api "$here/crdsrc/go.mod")"
+inference="$(required sigs.k8s.io/gateway-api-inference-extension "$here/crdsrc/go.mod")"
+for v in k8s etcd istio gateway inference; do
+  [ -n "${!v}" ] || { echo "build.sh: no $v version found in $here/go.mod or crdsrc/go.mod" >&2; exit 1; }
+done
+
+cache="${MODELCANARY_KUBE_CACHE:-$HOME/.cache/modelcanary/kube}"
+out="$cache/$k8s-$etcd"
+crd_stamp="istio.io/api@$istio sigs.k8s.io/gateway-api@$gateway sigs.k8s.io/gateway-api-inference-extension@$inference"
+
+have_binaries() { [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ]; }
+have_crds() { [ -f "$out/crds/VERSIONS" ] && [ "$(cat "$out/crds/VERSIONS")" = "$crd_stamp" ]; }
+
+if have_binaries && have_crds; then
+  echo "$out"
+  exit 0
+fi
+
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+command -v go >/dev/null 2>&1 || { echo "build.sh: Go is needed (https://go.dev/dl, or /usr/local/go/bin on PATH)" >&2; exit 1; }
+
+mkdir -p "$cache"
+# Built beside the destination and moved in at the end, so that an interrupted build never
+# leaves a folder that looks complete.
+work="$(mktemp -d "$cache/.build.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+if ! have_binaries; then
+  echo "build.sh: building kube-apiserver $k8s and etcd $etcd (a cold build takes several minutes)" >&2
+  minor="${k8s#v1.}"
+  minor="${minor%%.*}"
+  # The version stamps k8s's own build sets (hack/lib/version.sh), so that /version and
+  # `kubectl version` report the real server version.
+  stamp=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    stamp+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  (
+    cd "$here"
+    nice -n 10 go build -trimpath -buildvcs=false -ldflags="-s -w$stamp" -o "$work/" \
+      k8s.io/kubernetes/cmd/kube-apiserver ./cmd/etcd
+  )
+else
+  cp -p "$out/kube-apiserver" "$out/etcd" "$work/"
+fi
+
+echo "build.sh: copying CRDs from $crd_stamp" >&2
+mkdir -p "$work/crds"
+module_dir() {
+  (cd "$here/crdsrc" && go mod download -json "$1") | sed -nE 's#^[[:space:]]*"Dir": "(.*)",?$#\1#p'
+}
+istio_dir="$(module_dir istio.io/api)"
+gateway_dir="$(module_dir sigs.k8s.io/gateway-api)"
+inference_dir="$(module_dir sigs.k8s.io/gateway-api-inference-extension)"
+
+cp "$istio_dir/kubernetes/customresourcedefinitions.gen.yaml" "$work/crds/istio.yaml"
+for f in "$gateway_dir"/config/crd/standard/*.yaml; do
+  # The standard folder also holds a ValidatingAdmissionPolicy; only the CRDs are wanted.
+  if grep -q '^kind: CustomResourceDefinition' "$f"; then cp "$f" "$work/crds/gateway-api-$(basename "$f")"; fi
+done
+pool="$(find "$inference_dir/config/crd" -name 'inference.networking.k8s.io_inferencepools.yaml' | head -n 1)"
+[ -n "$pool" ] || { echo "build.sh: no InferencePool (inference.networking.k8s.io) CRD in $inference_dir" >&2; exit 1; }
+cp "$pool" "$work/crds/inference-extension-$(basename "$pool")"
+chmod -R u+w "$work/crds"
+echo "$crd_stamp" > "$work/crds/VERSIONS"
+
+mkdir -p "$out"
+mv -f "$work/kube-apiserver" "$work/etcd" "$out/"
+rm -rf "$out/crds"
+mv "$work/crds" "$out/crds"
+echo "$out"
