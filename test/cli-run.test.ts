@@ -54,8 +54,10 @@ test('modelcanary run serves /healthz, /readyz and /metrics, handles ModelCanari
     },
   });
   for (let i = 0; ; i++) {
-    const object = (await api.getNamespacedCustomObject({ group: 'modelcanary.io', version: 'v1alpha1', plural: 'modelcanaries', namespace: 'ml-serving', name: 'same-versions' })) as { status?: { phase?: string } };
-    if (object.status?.phase === 'Failed') break;
+    const object = (await api.getNamespacedCustomObject({ group: 'modelcanary.io', version: 'v1alpha1', plural: 'modelcanaries', namespace: 'ml-serving', name: 'same-versions' })) as {
+      status?: { phase?: string; conditions?: { type: string; status: string }[] };
+    };
+    if (object.status?.phase === 'Pending' && object.status.conditions?.some((c) => c.type === 'Valid' && c.status === 'False') === true) break;
     assert.ok(i < 200, 'the controller did not mark the invalid ModelCanary');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

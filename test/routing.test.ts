@@ -7,7 +7,7 @@ import type { ModelCanary } from '../src/api/modelcanary.ts';
 import { planVirtualService, finalVirtualService } from '../src/routing/istio.ts';
 import { planHttpRoute } from '../src/routing/gateway.ts';
 import { createRouter, MemoryObjectStore } from '../src/routing/router.ts';
-import { ORIGINAL_ROUTES_ANNOTATION, type RouteTarget } from '../src/routing/plan.ts';
+import { CANARY_BACKEND_ANNOTATION, ORIGINAL_ROUTES_ANNOTATION, type RouteIntent, type RouteTarget } from '../src/routing/plan.ts';
 import { seeded } from '../src/analysis/random.ts';
 import { istioManifest } from './helpers/manifests.ts';
 
@@ -21,6 +21,8 @@ function canary(edit: (m: Json) => void = () => undefined): ModelCanary {
   assert.ok(checked.ok, JSON.stringify(checked.ok ? '' : checked.problems));
   return checked.value;
 }
+
+const at = (weight: number): RouteIntent => ({ weight, pin: false, stage: 'during' });
 
 const target = (c: ModelCanary): RouteTarget => ({ spec: c.spec, namespace: c.metadata.namespace ?? 'default', name: c.metadata.name });
 
@@ -86,7 +88,7 @@ test('a VirtualService that does not fit is refused with the route and destinati
   const cases: { name: string; vs: (vs: Json) => void; canary?: (m: Json) => void; problem: RegExp }[] = [
     { name: 'no route of that name', vs: (vs) => (routeNamed(vs, 'predict').name = 'score'), problem: /VirtualService fraud-detector has no http route named "predict" \(it has: debug, score, chat\)/ },
     { name: 'several routes, none named in the spec', vs: () => undefined, canary: (m) => delete m.spec.trafficRouting.istio.routes, problem: /has 3 http routes \(debug, predict, chat\): name the ones to manage in spec\.trafficRouting\.istio\.routes/ },
-    { name: 'a stray destination', vs: (vs) => routeNamed(vs, 'predict').route.push({ destination: { host: 'legacy-scorer' }, weight: 0 }), problem: /http route "predict" of VirtualService fraud-detector sends traffic to host legacy-scorer, which is neither stable/ },
+    { name: 'a stray destination', vs: (vs) => routeNamed(vs, 'predict').route.push({ destination: { host: 'legacy-scorer' }, weight: 5 }), problem: /http route "predict" of VirtualService fraud-detector sends traffic to host legacy-scorer, which is neither stable/ },
     { name: 'no stable destination (host mismatch)', vs: (vs) => (routeNamed(vs, 'predict').route = [dest('v1', { host: 'fraud' })]), problem: /has no destination for stable \(host fraud-detector, subset v1\)/ },
     {
       name: 'a delegate',
@@ -104,6 +106,42 @@ test('a VirtualService that does not fit is refused with the route and destinati
     assert.ok(!plan.ok, c.name);
     assert.match(plan.problem, c.problem, c.name);
   }
+});
+
+test('leftovers go: a version an earlier rollout left at 0, and the canary the controller recorded before; any other traffic stays', () => {
+  // After v1 → v2 succeeded: v1 at 0, v2 at 100. The next rollout is stable v2, canary v3.
+  const next = canary((m) => {
+    m.spec.stable = { version: 'v2', destination: { host: 'fraud-detector', subset: 'v2' } };
+    m.spec.canary = { version: 'v3', destination: { host: 'fraud-detector', subset: 'v3' } };
+  });
+  const after = realistic();
+  routeNamed(after, 'predict').route = [{ ...dest('v1'), weight: 0 }, { ...dest('v2'), weight: 100 }];
+  const begun = planVirtualService(after, target(next), 10, false, 'begin');
+  assert.ok(begun.ok, begun.ok ? '' : begun.problem);
+  assert.deepEqual(routeNamed(begun.object, 'predict').route.map((d: Json) => [d.destination.subset, d.weight]), [['v2', 90], ['v3', 10]]);
+  const originals = JSON.parse((begun.object as Json).metadata.annotations[ORIGINAL_ROUTES_ANNOTATION]);
+  assert.deepEqual(originals[0].route.map((d: Json) => [d.destination.subset, d.weight]), [['v2', 100]], 'the originals are the route this rollout started from');
+
+  // Mid-rollout the canary changes from v2 to v3: v2 was recorded as the canary, so its share goes back to stable.
+  const first = canary();
+  const during = planVirtualService(realistic(), target(first), 50, false);
+  assert.ok(during.ok);
+  const changed = canary((m) => (m.spec.canary = { version: 'v3', destination: { host: 'fraud-detector', subset: 'v3' } }));
+  const restarted = planVirtualService(during.object, target(changed), 10, false, 'begin');
+  assert.ok(restarted.ok, restarted.ok ? '' : restarted.problem);
+  assert.deepEqual(routeNamed(restarted.object, 'predict').route.map((d: Json) => [d.destination.subset, d.weight]), [['v1', 90], ['v3', 10]]);
+
+  // A destination with traffic that the controller did not add is never taken away.
+  const foreign = structuredClone(during.object) as Json;
+  routeNamed(foreign, 'predict').route.push({ destination: { host: 'shadow' }, weight: 5 });
+  const refused = planVirtualService(foreign, target(changed), 10, false, 'begin');
+  assert.ok(!refused.ok);
+  assert.match(refused.problem, /sends traffic to host shadow/);
+
+  // At the end the controller's marks go, and the weights stay.
+  const ended = planVirtualService(during.object, target(first), 100, false, 'end');
+  assert.ok(ended.ok);
+  assert.deepEqual((ended.object as Json).metadata.annotations, { 'argocd.argoproj.io/tracking-id': 'x' });
 });
 
 test('hosts match in their short and long forms, and an existing canary entry is reused', () => {
@@ -177,6 +215,7 @@ test('property: for every weight 0–100 and random routes, weights sum to 100 a
         const copy = structuredClone(o);
         copy.spec.http = (copy.spec.http as Json[]).filter((r) => !String(r.name).endsWith('-modelcanary-pin')).map((r) => (r.name === 'predict' ? { ...r, route: undefined } : r));
         delete copy.metadata.annotations[ORIGINAL_ROUTES_ANNOTATION];
+        delete copy.metadata.annotations[CANARY_BACKEND_ANNOTATION];
         return copy;
       };
       const before = structuredClone(vs);
@@ -246,10 +285,10 @@ test('the router writes only on change, retries on conflict, and reports hand ed
   const store = new MemoryObjectStore();
   store.put(realistic());
   const router = createRouter(canary(), store);
-  assert.equal(await router.check(), undefined);
-  const first = await router.apply(10, false);
+  assert.deepEqual(await router.inspect(at(10)), { ok: true, found: { stable: 100, canary: 0 }, inSync: false });
+  const first = await router.apply(at(10));
   assert.deepEqual(first, { ok: true, written: true, found: { stable: 100, canary: 0 } });
-  assert.deepEqual(await router.apply(10, false), { ok: true, written: false, found: { stable: 90, canary: 10 } });
+  assert.deepEqual(await router.apply(at(10)), { ok: true, written: false, found: { stable: 90, canary: 10 } });
   assert.equal(store.writes, 1);
 
   // Someone sets 50/50 by hand: the next apply finds it (the controller reports it) and puts 10 back.
@@ -257,12 +296,13 @@ test('the router writes only on change, retries on conflict, and reports hand ed
   routeNamed(live, 'predict').route[0].weight = 50;
   routeNamed(live, 'predict').route[1].weight = 50;
   assert.equal(await store.replace(live), 'ok');
-  assert.deepEqual(await router.apply(10, false), { ok: true, written: true, found: { stable: 50, canary: 50 } });
+  assert.deepEqual(await router.apply(at(10)), { ok: true, written: true, found: { stable: 50, canary: 50 } });
 
   // A concurrent writer wins the first two races: the router re-reads and still lands its weight.
   let races = 2;
   const racing = {
     get: store.get.bind(store),
+    list: store.list.bind(store),
     replace: async (object: Json) => {
       if (races-- > 0) {
         const theirs = (await store.get('networking.istio.io/v1', 'VirtualService', 'ml-serving', 'fraud-detector')) as Json;
@@ -272,7 +312,7 @@ test('the router writes only on change, retries on conflict, and reports hand ed
       return store.replace(object);
     },
   };
-  const result = await createRouter(canary(), racing).apply(30, false);
+  const result = await createRouter(canary(), racing).apply(at(30));
   assert.ok(result.ok && result.written);
   const final = (await store.get('networking.istio.io/v1', 'VirtualService', 'ml-serving', 'fraud-detector')) as Json;
   assert.deepEqual(routeNamed(final, 'predict').route.map((d: Json) => d.weight), [70, 30]);
@@ -282,7 +322,7 @@ test('the router writes only on change, retries on conflict, and reports hand ed
 test('the router falls back to networking.istio.io/v1beta1 and names what is missing', async () => {
   const store = new MemoryObjectStore();
   store.put({ ...realistic(), apiVersion: 'networking.istio.io/v1beta1' });
-  assert.deepEqual(await createRouter(canary(), store).apply(30, false), { ok: true, written: true, found: { stable: 100, canary: 0 } });
+  assert.deepEqual(await createRouter(canary(), store).apply(at(30)), { ok: true, written: true, found: { stable: 100, canary: 0 } });
   const empty = createRouter(canary(), new MemoryObjectStore());
-  assert.equal(await empty.check(), 'VirtualService ml-serving/fraud-detector does not exist (looked for networking.istio.io/v1, networking.istio.io/v1beta1)');
+  assert.deepEqual(await empty.inspect(at(30)), { ok: false, problem: 'VirtualService ml-serving/fraud-detector does not exist (looked for networking.istio.io/v1, networking.istio.io/v1beta1)' });
 });

@@ -3,10 +3,10 @@
 import { z } from 'zod';
 import { annotate } from './annotate.ts';
 
-export const PHASES = ['Pending', 'Progressing', 'Paused', 'Promoting', 'Succeeded', 'RolledBack', 'Failed'] as const;
+export const PHASES = ['Pending', 'Progressing', 'Paused', 'Succeeded', 'RolledBack', 'Failed'] as const;
 export const Phase = annotate(z.enum(PHASES), {
   description:
-    'Pending: accepted, waiting to start. Progressing: shifting traffic step by step. Paused: suspended by spec.suspend. Promoting: the canary passed and takes all traffic. Succeeded: the canary is the new stable. RolledBack: the canary failed and stable has all traffic. Failed: the rollout cannot proceed (see conditions).',
+    'Pending: no traffic moved yet; waiting for the preflight (route, subsets, metrics) or for a problem named in the conditions. Progressing: shifting traffic step by step. Paused: suspended by spec.suspend. Succeeded: the canary took all traffic and is what serves. RolledBack: the canary failed and stable has all traffic. Failed: traffic is split and held by a problem a person must fix (an invalid spec, a route the controller may not change); not final: the rollout resumes where it was once the problem is fixed.',
 });
 export type Phase = z.output<typeof Phase>;
 
@@ -17,7 +17,7 @@ export const Verdict = annotate(z.enum(VERDICTS), {
 export type Verdict = z.output<typeof Verdict>;
 
 /** The kinds of condition the controller sets; each is True, False or Unknown. */
-export const CONDITION_TYPES = ['Valid', 'Progressing', 'Promoted', 'MetricsAvailable', 'RoutingReady'] as const;
+export const CONDITION_TYPES = ['Valid', 'Progressing', 'Promoted', 'MetricsAvailable', 'RoutingReady', 'Preflight'] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 export const Condition = annotate(
@@ -54,7 +54,10 @@ export type MetricResult = z.output<typeof MetricResult>;
 
 export const LastAnalysis = annotate(
   z.object({
-    time: annotate(z.iso.datetime({ offset: true }), { description: 'End of the analysed window.' }),
+    time: annotate(z.iso.datetime({ offset: true }), { description: 'End of the analysed window: when the check read its metrics.' }),
+    judgedAt: annotate(z.iso.datetime({ offset: true }), {
+      description: 'When the decision was made (after the metrics arrived). The next check is due an interval after this, never sooner.',
+    }).optional(),
     decision: annotate(z.string().max(64), { description: 'What the controller decided: hold, advance, promote or rollback.' }),
     reason: annotate(z.string().max(4096), { description: 'Why, in numbers.' }),
     metrics: annotate(z.array(MetricResult).max(20), { description: 'Per-metric verdicts.' }),
@@ -127,8 +130,21 @@ export const ModelCanaryStatus = annotate(
       description: 'The sequential test\'s evidence, per metric, so that it survives a restart of the controller.',
     }).optional(),
     watchMark: WatchMark.optional(),
+    stepStartedAt: annotate(z.iso.datetime({ offset: true }), {
+      description: 'When the route last took the current weight. A check judges only requests served since, so no step is judged on evidence from the step before.',
+    }).optional(),
+    route: annotate(
+      z.object({
+        kind: annotate(z.enum(['VirtualService', 'HTTPRoute']), { description: 'Kind of the route object.' }),
+        name: annotate(z.string().max(253), { description: 'Name of the route object, in the ModelCanary\'s namespace.' }),
+      }),
+      { description: 'The route this ModelCanary claimed (annotation modelcanary.io/owner on it), so that a delete can release it even when the spec has become invalid.' },
+    ).optional(),
+    retry: annotate(z.string().max(256), {
+      description: 'The value of the modelcanary.io/retry annotation last acted on: setting the annotation to a new value restarts a rolled-back rollout of the same versions.',
+    }).optional(),
     conditions: annotate(z.array(Condition).max(16), {
-      description: 'Conditions: Valid, Progressing, Promoted, MetricsAvailable, RoutingReady.',
+      description: 'Conditions: Valid, Preflight, Progressing, Promoted, MetricsAvailable, RoutingReady.',
       extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },
     }).optional(),
     message: annotate(z.string().max(4096), { description: 'What is happening now, for people.' }).optional(),

@@ -69,7 +69,7 @@ export async function runRoute(args: string[], io: Io): Promise<number> {
   const metadata = isRecord(route.metadata) ? route.metadata : {};
   const store = new MemoryObjectStore();
   store.put({ ...route, metadata: { ...metadata, namespace } });
-  const result = await createRouter(canary, store).apply(weight, values.pin === true);
+  const result = await createRouter(canary, store).apply({ weight, pin: values.pin === true, stage: 'during' });
   if (!result.ok) {
     io.stderr.write(`${values.route}: ${result.problem}\n`);
     return EXIT.invalid;

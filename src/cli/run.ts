@@ -15,8 +15,8 @@ import type { MetricsProvider } from '../metrics/provider.ts';
 import { createLogger, isLogLevel, type Logger } from '../observability/logger.ts';
 import { ControllerMetrics } from '../observability/metrics.ts';
 import { startHealthServer } from '../observability/server.ts';
-import { createRouter } from '../routing/router.ts';
 import { parseCommand } from './args.ts';
+import { parseDuration } from '../api/duration.ts';
 import { EXIT, type Io } from './io.ts';
 import { packageVersion } from './version.ts';
 
@@ -31,6 +31,8 @@ Flags (environment variable in brackets):
   --metrics-addr ADDR   where /metrics, /healthz and /readyz listen; default :8080 [MODELCANARY_METRICS_ADDR]
   --prometheus URL      Prometheus for ModelCanaries without metricsProvider [MODELCANARY_PROMETHEUS]
   --log-level LEVEL     trace, debug, info, warn, error; default info [MODELCANARY_LOG_LEVEL]
+  --resync DURATION     list and reconcile every ModelCanary again this often, so that a lost
+                        watch event heals; default 5m [MODELCANARY_RESYNC]
   --leader-elect        run as one of several replicas: only the holder of the Lease
                         modelcanary-leader in $POD_NAMESPACE writes (15 s / 10 s / 2 s) [MODELCANARY_LEADER_ELECT=true]
 `;
@@ -47,6 +49,7 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       prometheus: { type: 'string' },
       'log-level': { type: 'string' },
       'leader-elect': { type: 'boolean' },
+      resync: { type: 'string' },
     },
     USAGE,
     io,
@@ -60,6 +63,12 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
     return EXIT.invalid;
   }
   const leaderElect = values['leader-elect'] === true || env.MODELCANARY_LEADER_ELECT === 'true';
+  const resyncText = values.resync ?? env.MODELCANARY_RESYNC ?? '5m';
+  const resyncMs = parseDuration(resyncText);
+  if (resyncMs === undefined || resyncMs < 10_000) {
+    io.stderr.write(`modelcanary run: --resync must be a duration of at least 10s, such as 5m, not ${resyncText}\n`);
+    return EXIT.invalid;
+  }
 
   const kubeConfig = new KubeConfig();
   const kubeconfigFile = values.kubeconfig ?? env.KUBECONFIG;
@@ -80,6 +89,7 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       metricsAddr: values['metrics-addr'] ?? env.MODELCANARY_METRICS_ADDR ?? ':8080',
       defaultPrometheus: values.prometheus ?? env.MODELCANARY_PROMETHEUS ?? 'http://prometheus.istio-system:9090',
       log: createLogger({ level, destination: io.stderr as NodeJS.WritableStream & { isTTY?: boolean } }),
+      resyncMs,
       leaderElection: leaderElect
         ? { namespace: env.POD_NAMESPACE ?? 'default', identity: env.POD_NAME ?? `${hostname()}-${process.pid}` }
         : undefined,
@@ -118,6 +128,8 @@ export interface ControllerSettings {
   log: Logger;
   /** Run as one of several replicas, writing only while holding the Lease modelcanary-leader. */
   leaderElection?: { namespace: string; identity: string } | undefined;
+  /** How often every ModelCanary is listed and reconciled again; default 5 min. */
+  resyncMs?: number | undefined;
 }
 
 export interface RunningController {
@@ -138,7 +150,7 @@ export async function startController(settings: ControllerSettings): Promise<Run
   const controller = new Controller(
     {
       canaries: new KubeCanaryClient(kubeConfig),
-      routerFor: (canary) => createRouter(canary, store),
+      routes: store,
       providerFor,
       events: new KubeEventRecorder(kubeConfig),
       log,
@@ -171,6 +183,8 @@ export async function startController(settings: ControllerSettings): Promise<Run
       onReconciled: (_key, seconds) => {
         metrics.reconciled(seconds);
       },
+      resyncMs: settings.resyncMs,
+      log,
     },
   );
 

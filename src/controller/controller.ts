@@ -1,10 +1,16 @@
 // The loop around reconcile: an informer on ModelCanaries feeds a work queue that runs one
-// reconcile per ModelCanary at a time, retries failures with backoff, and comes back at the
-// analysis interval (with jitter, so a thousand canaries do not all query at once).
+// reconcile per ModelCanary at a time, retries failures with backoff, comes back at the
+// analysis interval (with jitter, so a thousand canaries do not all query at once), and lists
+// everything again every resync period, so that an event the watch lost is not lost for good.
+//
+// Each pass has a deadline. At the deadline its AbortSignal fires: the requests it has in
+// flight are cancelled and it writes nothing more. The next pass of the same ModelCanary starts
+// only once the cancelled one has returned, so two passes never run side by side.
 
 import { CustomObjectsApi, makeInformer, type Informer, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../api/modelcanary.ts';
-import { reconcile, type ReconcileDeps } from './reconciler.ts';
+import { reconcile, type Logger, type ReconcileDeps } from './reconciler.ts';
+import { withSignal } from './kube-options.ts';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -16,10 +22,14 @@ export interface ControllerOptions {
   random?: () => number;
   /** Called when a reconcile fails; the key is retried with backoff. */
   onError?: (key: string, error: unknown) => void;
-  /** A reconcile taking longer is abandoned and retried (a request may hang on a broken connection). Default 60 s. */
+  /** A pass still running at this deadline is cancelled (its requests aborted, nothing more written) and retried. Default 60 s. */
   reconcileTimeoutMs?: number;
+  /** Every this often every ModelCanary is listed again and reconciled, healing lost watch events. Default 5 min; 0 turns it off. */
+  resyncMs?: number;
   /** Called after every reconcile with its duration, for the controller's metrics. */
   onReconciled?: (key: string, seconds: number) => void;
+  /** Where list and watch failures are reported (rate-limited), with what to check. */
+  log?: Logger;
 }
 
 interface Entry {
@@ -28,38 +38,55 @@ interface Entry {
   running: boolean;
   again: boolean;
   failures: number;
+  /** Aborts the pass in flight. */
+  abort?: AbortController | undefined;
 }
+
+type Lister = () => Promise<{ items: KubernetesObject[]; metadata: { resourceVersion?: string } }>;
 
 export class Controller {
   private readonly deps: ReconcileDeps;
   private readonly options: ControllerOptions;
   private readonly entries = new Map<string, Entry>();
   private readonly informers: Informer<KubernetesObject>[] = [];
+  private readonly listers: Lister[] = [];
+  private readonly listed = new Set<number>();
   private readonly inFlight = new Set<Promise<void>>();
+  private resyncTimer: ReturnType<typeof setInterval> | undefined;
   private stopped = false;
-  private synced = false;
+  private lastComplaint = new Map<string, { at: number; count: number }>();
 
   constructor(deps: ReconcileDeps, options: ControllerOptions) {
     this.deps = deps;
     this.options = options;
   }
 
-  /** True once every informer has listed: the caches are synced. */
+  /** True once every watched scope has been listed successfully: until then the controller knows nothing. */
   get ready(): boolean {
-    return this.synced;
+    return this.listers.length > 0 && this.listed.size === this.listers.length;
   }
 
   async start(): Promise<void> {
     const api = this.options.kubeConfig.makeApiClient(CustomObjectsApi);
     const namespaces = this.options.namespaces ?? [];
     const scopes = namespaces.length === 0 ? [undefined] : namespaces;
-    for (const namespace of scopes) {
+    const labelSelector = this.options.selector;
+    for (const [index, namespace] of scopes.entries()) {
       const path = namespace === undefined ? `/apis/${GROUP}/${VERSION}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`;
-      const labelSelector = this.options.selector;
-      const list = async (): Promise<{ items: KubernetesObject[]; metadata: { resourceVersion?: string } }> =>
-        (namespace === undefined
-          ? await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, labelSelector })
-          : await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, labelSelector })) as { items: KubernetesObject[]; metadata: { resourceVersion?: string } };
+      const scope = namespace ?? 'all namespaces';
+      const list: Lister = async () => {
+        try {
+          const result = (namespace === undefined
+            ? await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, labelSelector }, withSignal(AbortSignal.timeout(30_000)))
+            : await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, labelSelector }, withSignal(AbortSignal.timeout(30_000)))) as Awaited<ReturnType<Lister>>;
+          this.listed.add(index);
+          return result;
+        } catch (error) {
+          this.complain(scope, error);
+          throw error;
+        }
+      };
+      this.listers.push(list);
       const informer = makeInformer(this.options.kubeConfig, path, list, labelSelector);
       const enqueue = (object: KubernetesObject): void => {
         this.enqueue(`${object.metadata?.namespace ?? 'default'}/${object.metadata?.name ?? ''}`, 0);
@@ -68,21 +95,39 @@ export class Controller {
       informer.on('update', enqueue);
       informer.on('delete', enqueue);
       // client-node's informer stops for good after a broken connection: start it again.
-      informer.on('error', () => {
+      informer.on('error', (error: unknown) => {
         if (this.stopped) return;
+        this.complain(scope, error);
         setTimeout(() => void informer.start().catch(() => undefined), 1000);
       });
       this.informers.push(informer);
       await informer.start();
     }
-    this.synced = true;
+    const resyncMs = this.options.resyncMs ?? 5 * 60_000;
+    if (resyncMs > 0) {
+      this.resyncTimer = setInterval(() => void this.resync(), resyncMs);
+      this.resyncTimer.unref();
+    }
   }
 
-  /** Stops taking work and waits for the reconciles in flight to finish. */
+  /** Lists every scope again and queues every ModelCanary found, whatever the watch said. */
+  async resync(): Promise<void> {
+    for (const list of this.listers) {
+      if (this.stopped) return;
+      const result = await list().catch(() => undefined);
+      for (const object of result?.items ?? []) this.enqueue(`${object.metadata?.namespace ?? 'default'}/${object.metadata?.name ?? ''}`, 0);
+    }
+  }
+
+  /** Stops taking work, cancels the passes in flight and waits for them to return. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.resyncTimer);
     for (const informer of this.informers) await informer.stop();
-    for (const entry of this.entries.values()) clearTimeout(entry.timer);
+    for (const entry of this.entries.values()) {
+      clearTimeout(entry.timer);
+      entry.abort?.abort(new Error('the controller is stopping'));
+    }
     await Promise.all(this.inFlight);
   }
 
@@ -119,19 +164,28 @@ export class Controller {
     entry.running = true;
     const [namespace = 'default', name = ''] = key.split('/');
     const started = performance.now();
-    const work = withTimeout(reconcile(namespace, name, this.deps), this.options.reconcileTimeoutMs ?? 60_000, key)
+    const timeoutMs = this.options.reconcileTimeoutMs ?? 60_000;
+    const abort = new AbortController();
+    entry.abort = abort;
+    const deadline = setTimeout(() => {
+      abort.abort(new Error(`reconcile of ${key} passed its deadline of ${timeoutMs} ms: cancelled, nothing more written`));
+    }, timeoutMs);
+    // The pass is awaited to its end, cancelled or not: a retry never runs beside it.
+    const work = reconcile(namespace, name, this.deps, abort.signal)
       .then((result) => {
         entry.failures = 0;
         if (result.requeueAfterMs !== undefined) this.schedule(key, entry, this.jitter(result.requeueAfterMs));
       })
       .catch((error: unknown) => {
         entry.failures++;
-        this.options.onError?.(key, error);
+        this.options.onError?.(key, abort.signal.aborted ? abort.signal.reason : error);
         this.schedule(key, entry, Math.min(60_000, 500 * 2 ** Math.min(entry.failures, 7)));
       })
       .finally(() => {
+        clearTimeout(deadline);
         this.options.onReconciled?.(key, (performance.now() - started) / 1000);
         entry.running = false;
+        entry.abort = undefined;
         this.inFlight.delete(work);
         if (entry.again) {
           entry.again = false;
@@ -145,16 +199,33 @@ export class Controller {
   private jitter(ms: number): number {
     return ms === 0 ? 0 : Math.round(ms * (1 + 0.1 * (this.options.random ?? Math.random)()));
   }
+
+  /** A list or watch failure, said once a minute per scope (with how many since), with what to check. */
+  private complain(scope: string, error: unknown): void {
+    const log = this.options.log;
+    if (log === undefined || this.stopped) return;
+    const now = Date.now();
+    const last = this.lastComplaint.get(scope);
+    if (last !== undefined && now - last.at < 60_000) {
+      last.count++;
+      return;
+    }
+    this.lastComplaint.set(scope, { at: now, count: 0 });
+    log.warn({ scope, error: describe(error), since: last?.count ?? 0, hint: hint(error) }, 'cannot list or watch ModelCanaries; retrying');
+  }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, key: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new Error(`reconcile of ${key} took longer than ${ms} ms`));
-    }, ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => {
-    clearTimeout(timer);
-  });
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message.slice(0, 300);
+  return String(error).slice(0, 300);
+}
+
+/** What a person should check for a list or watch failure. */
+function hint(error: unknown): string {
+  const text = describe(error);
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === 401 || /\b401\b|Unauthorized/i.test(text)) return 'the API server refused the credentials: check the kubeconfig or the ServiceAccount token';
+  if (code === 403 || /\b403\b|Forbidden/i.test(text)) return 'RBAC: the controller needs get, list and watch on modelcanaries.modelcanary.io (see deploy/rbac.yaml)';
+  if (code === 404 || /\b404\b/.test(text)) return 'the ModelCanary CRD is not installed: kubectl apply -f crds/modelcanary.yaml';
+  return 'is the API server address in the kubeconfig reachable from here?';
 }

@@ -1,13 +1,14 @@
-// ModelCanaries and Events through client-node.
+// ModelCanaries and Events through client-node. Writes are replaces carrying the
+// resourceVersion the reconcile read, so a 409 tells it that someone wrote first.
 
-import { ApiException, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../api/modelcanary.ts';
 import type { ModelCanaryStatus } from '../api/status.ts';
+import { withSignal } from './kube-options.ts';
 import type { CanaryClient, EventRecorder } from './reconciler.ts';
 
 type Json = Record<string, unknown>;
 
-const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const RESOURCE = { group: GROUP, version: VERSION, plural: PLURAL };
 
 export class KubeCanaryClient implements CanaryClient {
@@ -17,28 +18,46 @@ export class KubeCanaryClient implements CanaryClient {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
   }
 
-  async get(namespace: string, name: string): Promise<Json | undefined> {
+  async get(namespace: string, name: string, signal?: AbortSignal): Promise<Json | undefined> {
     try {
-      return (await this.api.getNamespacedCustomObject({ ...RESOURCE, namespace, name })) as Json;
+      return (await this.api.getNamespacedCustomObject({ ...RESOURCE, namespace, name }, withSignal(signal))) as Json;
     } catch (error) {
       if (error instanceof ApiException && error.code === 404) return undefined;
       throw error;
     }
   }
 
-  async patchStatus(namespace: string, name: string, status: ModelCanaryStatus): Promise<void> {
-    // A merge patch replaces lists whole and drops nulls: the status written is the status kept.
-    await this.api.patchNamespacedCustomObjectStatus({ ...RESOURCE, namespace, name, body: { status: withNulls(status) } }, MERGE_PATCH);
+  async replaceStatus(object: Json, status: ModelCanaryStatus, signal?: AbortSignal): Promise<Json | 'conflict'> {
+    const { namespace, name } = identity(object);
+    // PUT on /status: the whole status is replaced (nothing stale survives), and the body's
+    // metadata.resourceVersion makes the write conditional on what the pass read.
+    return conflictAware(() => this.api.replaceNamespacedCustomObjectStatus({ ...RESOURCE, namespace, name, body: { ...object, status: defined(status) } }, withSignal(signal)));
   }
 
-  async setFinalizers(namespace: string, name: string, finalizers: string[]): Promise<void> {
-    await this.api.patchNamespacedCustomObject({ ...RESOURCE, namespace, name, body: { metadata: { finalizers: finalizers.length === 0 ? null : finalizers } } }, MERGE_PATCH);
+  async setFinalizers(object: Json, finalizers: string[], signal?: AbortSignal): Promise<Json | 'conflict'> {
+    const { namespace, name } = identity(object);
+    const metadata = { ...((object.metadata ?? {}) as Json), finalizers };
+    return conflictAware(() => this.api.replaceNamespacedCustomObject({ ...RESOURCE, namespace, name, body: { ...object, metadata } }, withSignal(signal)));
   }
 }
 
-/** Fields left undefined must be removed by the merge patch, not kept from before. */
-function withNulls(status: ModelCanaryStatus): Json {
-  return Object.fromEntries(Object.entries(status as Record<string, unknown>).map(([k, v]) => [k, v ?? null]));
+function identity(object: Json): { namespace: string; name: string } {
+  const metadata = (object.metadata ?? {}) as { name?: string; namespace?: string };
+  return { namespace: metadata.namespace ?? 'default', name: metadata.name ?? '' };
+}
+
+async function conflictAware(write: () => Promise<unknown>): Promise<Json | 'conflict'> {
+  try {
+    return (await write()) as Json;
+  } catch (error) {
+    if (error instanceof ApiException && error.code === 409) return 'conflict';
+    throw error;
+  }
+}
+
+/** JSON has no undefined: fields left undefined are left out. */
+function defined(status: ModelCanaryStatus): Json {
+  return JSON.parse(JSON.stringify(status)) as Json;
 }
 
 export class KubeEventRecorder implements EventRecorder {

@@ -1,27 +1,35 @@
-// One reconcile of one ModelCanary: re-read it, advance at most one step, write the route, then
-// the status, and only then tell people. The order matters: a crash between the route write
-// and the status write re-applies the same weight on the next pass instead of skipping a step.
+// One reconcile pass of one ModelCanary: read it and its route, let `choosePass` decide what to
+// do, and carry that out in one order. The status is written first, conditional on the
+// resourceVersion read at the start of the pass: it is the commit point, so a pass that raced
+// another writer (a user's edit, a stale pass, a second replica) changes nothing and is
+// re-decided. The route is written after and only ever follows the status; a crash between the
+// two leaves a status ahead of the route, which the next pass converges. Events, logs and
+// metrics come last, so a failed write never double-counts.
 
 import { KIND, watchIntervalMs, type ModelCanary } from '../api/modelcanary.ts';
-import type { ModelCanaryStatus } from '../api/status.ts';
+import { ModelCanaryStatus as StatusSchema, setCondition, type Condition, type ModelCanaryStatus, type Phase } from '../api/status.ts';
 import { asSamples, type Counts, type Observation, type Sample, type VersionPair } from '../api/observation.ts';
 import { checkAgainst, checkModelCanary } from '../api/validate.ts';
-import { ModelCanaryStatus as StatusSchema, setCondition } from '../api/status.ts';
 import { decide, watch, type Decision } from '../analysis/engine.ts';
 import type { MetricsProvider } from '../metrics/provider.ts';
 import { canaryKey, observeAll, versionSelectors } from '../metrics/observe.ts';
-import type { TrafficRouter } from '../routing/router.ts';
-import { analysisStateOf, isNewRollout, markOf, sinceMark, startingStatus, statusAfter } from './rollout-status.ts';
+import { renderMatchers } from '../metrics/promql.ts';
+import type { RouteIntent } from '../routing/plan.ts';
+import { createReleaser, createRouter, routeOf, type ObjectStore, type ReleaseMode, type TrafficRouter } from '../routing/router.ts';
+import { choosePass, intentOf, isEnded, RETRY_ANNOTATION, type Pass, type StartReason } from './pass.ts';
+import { analysisStateOf, markOf, sinceMark, startingStatus, statusAfter } from './rollout-status.ts';
 
 export const FINALIZER = 'modelcanary.io/restore-routes';
 
 type Json = Record<string, unknown>;
 
-/** The ModelCanary objects, in our own terms. */
+/** The ModelCanary objects, in our own terms. Writes are conditional on the object's metadata.resourceVersion. */
 export interface CanaryClient {
-  get(namespace: string, name: string): Promise<Json | undefined>;
-  patchStatus(namespace: string, name: string, status: ModelCanaryStatus): Promise<void>;
-  setFinalizers(namespace: string, name: string, finalizers: string[]): Promise<void>;
+  get(namespace: string, name: string, signal?: AbortSignal): Promise<Json | undefined>;
+  /** Replaces the status of `object` as it was read; 'conflict' when it changed since. */
+  replaceStatus(object: Json, status: ModelCanaryStatus, signal?: AbortSignal): Promise<Json | 'conflict'>;
+  /** Sets the finalizers of `object` as it was read; 'conflict' when it changed since. */
+  setFinalizers(object: Json, finalizers: string[], signal?: AbortSignal): Promise<Json | 'conflict'>;
 }
 
 export interface EventRecorder {
@@ -40,169 +48,292 @@ export interface ReconcileObserver {
 
 export interface ReconcileDeps {
   canaries: CanaryClient;
-  routerFor(canary: ModelCanary): TrafficRouter;
+  /** The route objects (VirtualServices, HTTPRoutes, DestinationRules). */
+  routes: ObjectStore;
   /** The canary's provider, or why there is none (a missing Secret): the check holds as unmeasurable. */
   providerFor(canary: ModelCanary): Promise<MetricsProvider | { problem: string }>;
   events: EventRecorder;
   log: Logger;
   now(): Date;
   observer?: ReconcileObserver;
+  /** The longest a check waits for its metrics; past it the check holds as unmeasurable. Default 30 s. */
+  metricsBudgetMs?: number;
 }
 
 export interface ReconcileResult {
-  /** When to look again; undefined: only when the object changes. */
+  /** When to look again; undefined: only when the object changes (or at the next resync). */
   requeueAfterMs?: number;
 }
 
-const TERMINAL = new Set(['Succeeded', 'RolledBack', 'Failed']);
+/** What a pass works with, read once at its start. */
+interface Pass0 {
+  object: Json;
+  key: string;
+  namespace: string;
+  name: string;
+  generation: number;
+  finalizers: string[];
+  status: ModelCanaryStatus;
+  deps: ReconcileDeps;
+  signal: AbortSignal | undefined;
+}
 
-export async function reconcile(namespace: string, name: string, deps: ReconcileDeps): Promise<ReconcileResult> {
-  const raw = await deps.canaries.get(namespace, name);
-  if (raw === undefined) return {};
-  const metadata = (raw.metadata ?? {}) as { finalizers?: string[]; deletionTimestamp?: string; generation?: number };
-  const finalizers = metadata.finalizers ?? [];
-  const generation = metadata.generation ?? 0;
-  const previous = ((raw.status ?? {}) as ModelCanaryStatus);
-  const checked = checkModelCanary(raw);
+const AGAIN = { requeueAfterMs: 0 };
 
-  if (metadata.deletionTimestamp !== undefined) {
-    if (!finalizers.includes(FINALIZER)) return {};
-    if (checked.ok) {
-      const restored = await deps.routerFor(checked.value).finalize();
-      if (!restored.ok) {
-        await deps.events.record(raw, 'Warning', 'RestoreFailed', restored.problem);
-        deps.log.warn({ canary: `${namespace}/${name}`, problem: restored.problem }, 'could not restore the route');
-        return { requeueAfterMs: 10_000 };
-      }
-    }
-    await deps.canaries.setFinalizers(namespace, name, finalizers.filter((f) => f !== FINALIZER));
-    return {};
-  }
-
-  if (!checked.ok) {
-    const problems = checked.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
-    if (previous.observedGeneration === generation && previous.phase === 'Failed') return {};
-    const conditions = setCondition(previous.conditions ?? [], { type: 'Valid', status: 'False', reason: 'InvalidSpec', message: problems, observedGeneration: generation }, deps.now());
-    await deps.canaries.patchStatus(namespace, name, { ...previous, phase: 'Failed', observedGeneration: generation, conditions, message: `invalid spec: ${problems}` });
-    await deps.events.record(raw, 'Warning', 'InvalidSpec', problems);
-    deps.log.warn({ canary: `${namespace}/${name}`, problems }, 'invalid ModelCanary');
-    return {};
-  }
-  const canary = checked.value;
-  if (!finalizers.includes(FINALIZER)) {
-    await deps.canaries.setFinalizers(namespace, name, [...finalizers, FINALIZER]);
-    return { requeueAfterMs: 0 };
-  }
-
-  const router = deps.routerFor(canary);
-  const pin = canary.spec.trafficRouting.istio?.pinHeader !== undefined;
-  const now = deps.now();
-
-  if (isNewRollout(canary.spec, previous)) {
-    const current = await router.weights();
-    if (!current.ok) return failRouting(raw, previous, generation, current.problem, deps);
-    if (current.found.stable === 0) {
-      const problem = `stable ${canary.spec.stable.version} serves no traffic on the route (canary ${canary.spec.canary.version} has ${current.found.canary} %): a rollout from it would send users back to a model they are not using; set spec.stable to the version that serves now`;
-      return failRouting(raw, previous, generation, problem, deps);
-    }
-    const status = startingStatus(canary.spec, generation, previous, now);
-    const refused = refusedStatus(status);
-    if (refused !== undefined) return holdOnBadStatus(raw, previous, canary, refused, deps);
-    const applied = await router.apply(status.canaryWeight ?? 0, pin);
-    if (!applied.ok) return failRouting(raw, previous, generation, applied.problem, deps);
-    await deps.canaries.patchStatus(namespace, name, status);
-    await deps.events.record(raw, 'Normal', 'RolloutStarted', `canary ${canary.spec.canary.version} at ${status.canaryWeight ?? 0} %, stable ${canary.spec.stable.version}`);
-    deps.log.info({ canary: canaryKey(canary), weight: status.canaryWeight }, 'rollout started');
-    return { requeueAfterMs: canary.spec.analysis.interval };
-  }
-
-  if (TERMINAL.has(previous.phase ?? '')) {
-    // Keep the final weights in place: a hand edit after the end is put back.
-    if (previous.phase !== 'Failed') await router.apply(previous.canaryWeight ?? 0, false);
-    return {};
-  }
-
-  if (canary.spec.suspend) {
-    if (previous.phase !== 'Paused') {
-      await deps.canaries.patchStatus(namespace, name, { ...previous, phase: 'Paused', observedGeneration: generation, message: `paused at ${previous.canaryWeight ?? 0} % (spec.suspend)` });
-      await deps.events.record(raw, 'Normal', 'Paused', `paused at ${previous.canaryWeight ?? 0} %`);
-    }
-    return {};
-  }
-
-  const { analysis } = canary.spec;
-  const last = previous.lastAnalysis === undefined ? 0 : Date.parse(previous.lastAnalysis.time);
-  const due = last + analysis.interval - now.getTime();
-  const watching = analysis.sequentialTest.enabled && watchIntervalMs(analysis) < analysis.interval;
-  if (due > 0 && previous.phase !== 'Paused') {
-    if (!watching) return { requeueAfterMs: due };
-    const lastLook = Math.max(last, previous.watchMark === undefined ? 0 : Date.parse(previous.watchMark.time));
-    const watchDue = lastLook + watchIntervalMs(analysis) - now.getTime();
-    if (watchDue > 0) return { requeueAfterMs: Math.min(due, watchDue) };
-    return watchBetweenChecks(raw, canary, previous, generation, router, deps, now, due);
-  }
-
-  // Evidence since the previous check, bounded so a long outage does not judge an hour at once.
-  const sinceMs = Math.min(Math.max(now.getTime() - last, analysis.interval), 10 * analysis.interval);
-  const provider = await deps.providerFor(canary);
-  const observation =
-    'problem' in provider
-      ? unmeasurable(canary, provider.problem)
-      : (await observeAll(provider, [canary], sinceMs, now)).get(canaryKey(canary));
-  if (observation === undefined) return { requeueAfterMs: analysis.interval };
-  // With watches, the sequential test is fed from counter differences since its last look.
-  const totals = watching && !('problem' in provider) ? await readTotals(provider, canary, now) : undefined;
-  const unseen = watching ? unseenSince(previous, totals) : undefined;
-  const decision = decide(analysis, analysisStateOf(previous), { ...observation, sinceLastWatch: unseen && asSamples(unseen) });
-  const terminal = decision.action === 'promote' || decision.action === 'rollback';
-
-  // The status is computed and checked before the route moves: a status the API server
-  // refuses after the route has moved would leave the two disagreeing, retried forever.
-  const judged = statusAfter(decision, previous, generation, now);
-  // Without watches no mark is kept: a stale one would count old requests again once they start.
-  const status = { ...judged, watchMark: !watching ? undefined : totals === undefined ? previous.watchMark : markOf(totals, now) };
-  const refused = refusedStatus(status);
-  if (refused !== undefined) return holdOnBadStatus(raw, previous, canary, refused, deps);
-  const applied = await router.apply(decision.weight, pin && !terminal);
-  if (!applied.ok) return failRouting(raw, previous, generation, applied.problem, deps);
-  await deps.canaries.patchStatus(namespace, name, status);
-
-  if (applied.found.canary !== (previous.canaryWeight ?? applied.found.canary)) {
-    await deps.events.record(raw, 'Warning', 'WeightChangedByHand', `the route held ${applied.found.canary} % on the canary, not ${previous.canaryWeight ?? 0} %; set back to ${decision.weight} %`);
-  }
-  const events: Partial<Record<Decision['action'], [string, 'Normal' | 'Warning']>> = {
-    advance: ['StepAdvanced', 'Normal'],
-    promote: ['Promoted', 'Normal'],
-    rollback: ['RolledBack', 'Warning'],
+export async function reconcile(namespace: string, name: string, deps: ReconcileDeps, signal?: AbortSignal): Promise<ReconcileResult> {
+  const object = await deps.canaries.get(namespace, name, signal);
+  if (object === undefined) return {};
+  const metadata = (object.metadata ?? {}) as { finalizers?: string[]; deletionTimestamp?: string; generation?: number; annotations?: Record<string, string> };
+  const ctx: Pass0 = {
+    object,
+    key: `${namespace}/${name}`,
+    namespace,
+    name,
+    generation: metadata.generation ?? 0,
+    finalizers: metadata.finalizers ?? [],
+    status: readStatus(object.status),
+    deps,
+    signal,
   };
-  const event = events[decision.action];
-  if (event !== undefined) await deps.events.record(raw, event[1], event[0], decision.reason);
-  if (decision.inconclusiveAlarm && (previous.inconclusiveChecks ?? 0) < canary.spec.analysis.inconclusiveLimit) {
-    await deps.events.record(raw, 'Warning', 'NoEvidence', decision.reason);
+  // The spec is judged on its own: a status written by an older controller must not make it invalid.
+  const checked = checkModelCanary({ ...object, status: undefined });
+  const canary = checked.ok ? checked.value : undefined;
+  const router = canary === undefined ? undefined : createRouter(canary, deps.routes);
+  const deleting = metadata.deletionTimestamp !== undefined;
+  const route =
+    canary === undefined || router === undefined || deleting || ctx.status.lastAnalysis === undefined ? undefined : await router.inspect(intentOf(canary.spec, ctx.status), signal);
+  const pass = choosePass({
+    now: deps.now(),
+    generation: ctx.generation,
+    deleting,
+    hasFinalizer: ctx.finalizers.includes(FINALIZER),
+    retry: metadata.annotations?.[RETRY_ANNOTATION],
+    spec: checked.ok ? { ok: true, value: checked.value.spec } : { ok: false, problems: checked.problems.map((p) => `${p.path}: ${p.message}`).join('; ') },
+    status: ctx.status,
+    route,
+  });
+  return carryOut(pass, ctx, canary, router, metadata.annotations?.[RETRY_ANNOTATION]);
+}
+
+async function carryOut(pass: Pass, ctx: Pass0, canary: ModelCanary | undefined, router: TrafficRouter | undefined, retry: string | undefined): Promise<ReconcileResult> {
+  switch (pass.kind) {
+    case 'forget':
+    case 'done':
+      return {};
+    case 'finalize':
+      return finalize(ctx, canary, router, pass.mode);
+    case 'holdInvalid':
+      return holdInvalid(ctx, pass.problems, pass.phase);
+    case 'addFinalizer':
+      // Written or not (someone else wrote first), the next pass starts from a fresh read.
+      await fenced(ctx, () => ctx.deps.canaries.setFinalizers(ctx.object, [...ctx.finalizers, FINALIZER], ctx.signal));
+      return AGAIN;
+    case 'wait':
+      return { requeueAfterMs: pass.ms };
   }
-  deps.log.info({ canary: canaryKey(canary), action: decision.action, weight: decision.weight, reason: decision.reason }, 'check');
-  deps.observer?.checked?.(canary, decision, status);
-  return terminal ? {} : { requeueAfterMs: watching ? watchIntervalMs(analysis) : analysis.interval };
+  // Every other pass has a valid spec, and so a router.
+  if (canary === undefined || router === undefined) return {};
+  switch (pass.kind) {
+    case 'start':
+      return start(ctx, canary, router, pass.reason, retry);
+    case 'refuseRoute':
+      return hold(ctx, pass.phase, { type: 'RoutingReady', reason: pass.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: pass.problem }, 30_000);
+    case 'recover':
+      return recover(ctx, canary, pass.phase);
+    case 'converge':
+      return converge(ctx, canary, router);
+    case 'pause':
+      return setPhase(ctx, 'Paused', `paused at ${ctx.status.canaryWeight ?? 0} % (spec.suspend)`, 'Paused');
+    case 'resume':
+      return setPhase(ctx, 'Progressing', `resumed at ${ctx.status.canaryWeight ?? 0} %`, 'Resumed');
+    case 'watch':
+      return watchBetweenChecks(ctx, canary, router, pass.checkDueMs);
+    case 'check':
+      return check(ctx, canary, router, pass.windowStart);
+  }
+}
+
+// ── Writes ────────────────────────────────────────────────────────────────────────────
+
+/**
+ * A write conditional on what the pass read. False when the object changed since: the pass
+ * stops and is decided again from a fresh read. Nothing is written once the pass's deadline passed.
+ */
+async function fenced(ctx: Pass0, write: () => Promise<Json | 'conflict'>): Promise<boolean> {
+  ctx.signal?.throwIfAborted();
+  const written = await write();
+  if (written !== 'conflict') return true;
+  ctx.deps.log.info({ canary: ctx.key }, 'the ModelCanary changed since this pass read it; deciding again');
+  return false;
+}
+
+function commit(ctx: Pass0, status: ModelCanaryStatus): Promise<boolean> {
+  return fenced(ctx, () => ctx.deps.canaries.replaceStatus(ctx.object, status, ctx.signal));
+}
+
+/** Events are told after the state is written; one that cannot be recorded is logged, never retried into a second decision. */
+async function tell(ctx: Pass0, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  try {
+    await ctx.deps.events.record(ctx.object, type, reason, message);
+  } catch (error) {
+    ctx.deps.log.warn({ canary: ctx.key, reason, error: (error as Error).message }, 'could not record an event');
+  }
+}
+
+function condition(ctx: Pass0, conditions: readonly Condition[], type: string, status: Condition['status'], reason: string, message: string): Condition[] {
+  return setCondition(conditions, { type, status, reason, message: message.slice(0, 32768), observedGeneration: ctx.generation }, ctx.deps.now());
+}
+
+// ── Passes ────────────────────────────────────────────────────────────────────────────
+
+async function finalize(ctx: Pass0, canary: ModelCanary | undefined, router: TrafficRouter | undefined, mode: ReleaseMode): Promise<ReconcileResult> {
+  const claimed = ctx.status.route ?? (canary === undefined ? undefined : routeOf(canary));
+  const releaser = router ?? (claimed === undefined ? undefined : createReleaser(claimed, ctx.namespace, ctx.name, ctx.deps.routes));
+  if (releaser !== undefined) {
+    const released = await releaser.release(mode, ctx.signal);
+    if (!released.ok) {
+      await tell(ctx, 'Warning', 'RestoreFailed', released.problem);
+      ctx.deps.log.warn({ canary: ctx.key, problem: released.problem }, 'could not release the route');
+      return { requeueAfterMs: 10_000 };
+    }
+  }
+  if (!(await fenced(ctx, () => ctx.deps.canaries.setFinalizers(ctx.object, ctx.finalizers.filter((f) => f !== FINALIZER), ctx.signal)))) return AGAIN;
+  const what = claimed === undefined ? 'its route' : `${claimed.kind} ${claimed.name}`;
+  const weight = ctx.status.canaryWeight ?? 0;
+  const onDelete = canary?.spec.trafficRouting.onDelete ?? 'restore';
+  const [reason, message] =
+    releaser === undefined
+      ? ['Released', 'deleted before it managed a route: nothing to restore']
+      : mode === 'keep'
+        ? ['RouteKept', `deleted after the rollout (${ctx.status.phase ?? 'not started'}): ${what} keeps its weights (canary ${ctx.status.canaryVersion ?? '?'} at ${weight} %); the claim on it is released`]
+        : onDelete === 'stable' && canary !== undefined
+          ? ['RouteRestored', `deleted mid-rollout at ${weight} %: all of ${what}'s traffic is back on stable ${canary.spec.stable.version} (onDelete: stable)`]
+          : ['RouteRestored', `deleted mid-rollout at ${weight} %: ${what} is restored as it was before the rollout`];
+  await tell(ctx, 'Normal', reason, message);
+  ctx.deps.log.info({ canary: ctx.key, mode }, message);
+  return {};
+}
+
+async function holdInvalid(ctx: Pass0, problems: string, phase: Phase): Promise<ReconcileResult> {
+  const weight = ctx.status.canaryWeight;
+  const message = (phase === 'Failed' ? `held at ${weight ?? 0} % until the spec is fixed: ${problems}` : `invalid spec: ${problems}`).slice(0, 4096);
+  const valid = ctx.status.conditions?.find((c) => c.type === 'Valid');
+  if (ctx.status.phase === phase && valid?.status === 'False' && valid.message === problems.slice(0, 32768) && ctx.status.observedGeneration === ctx.generation) return {};
+  const conditions = condition(ctx, ctx.status.conditions ?? [], 'Valid', 'False', 'InvalidSpec', problems);
+  if (!(await commit(ctx, { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message }))) return AGAIN;
+  await tell(ctx, 'Warning', 'InvalidSpec', message);
+  ctx.deps.log.warn({ canary: ctx.key, problems }, 'invalid ModelCanary: holding');
+  return {};
+}
+
+/** A condition that keeps the rollout where it is, written once per distinct message. */
+async function hold(ctx: Pass0, phase: Phase, reasonFor: { type: string; reason: string; message: string }, retryMs: number): Promise<ReconcileResult> {
+  const { type, reason, message } = reasonFor;
+  const existing = ctx.status.conditions?.find((c) => c.type === type);
+  if (existing?.status === 'False' && existing.message === message && ctx.status.phase === phase) return { requeueAfterMs: retryMs };
+  const conditions = condition(ctx, ctx.status.conditions ?? [], type, 'False', reason, message);
+  const prefix = phase === 'Failed' ? `held at ${ctx.status.canaryWeight ?? 0} %: ` : phase === 'Pending' ? 'waiting to start: ' : '';
+  if (!(await commit(ctx, { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message: `${prefix}${message}`.slice(0, 4096) }))) return AGAIN;
+  await tell(ctx, 'Warning', reason, message);
+  ctx.deps.log.warn({ canary: ctx.key, kind: KIND, reason, problem: message }, 'holding');
+  return { requeueAfterMs: retryMs };
+}
+
+async function start(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, why: StartReason, retry: string | undefined): Promise<ReconcileResult> {
+  const { spec } = canary;
+  const weight = spec.analysis.steps[0] ?? 0;
+  const intent: RouteIntent = { weight, pin: spec.trafficRouting.istio?.pinHeader !== undefined, stage: 'begin' };
+  const waiting: Phase = ctx.status.phase === 'Progressing' || ctx.status.phase === 'Paused' || ctx.status.phase === 'Failed' ? 'Failed' : 'Pending';
+  const retryMs = Math.min(Math.max(spec.analysis.interval, 5_000), 30_000);
+  const route = await router.inspect(intent, ctx.signal);
+  if (!route.ok) return hold(ctx, waiting, { type: 'RoutingReady', reason: route.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: route.problem }, retryMs);
+  if (route.found.stable === 0) {
+    const message = `stable ${spec.stable.version} serves no traffic on the route (canary ${spec.canary.version} has ${route.found.canary} %): a rollout from it would send users back to a model they are not using; set spec.stable to the version that serves now`;
+    return hold(ctx, waiting, { type: 'Preflight', reason: 'StableNotServing', message }, retryMs);
+  }
+  const subsets = await router.preflight(ctx.signal);
+  if (subsets !== undefined) return hold(ctx, waiting, { type: 'Preflight', reason: 'SubsetMissing', message: subsets }, retryMs);
+  const metrics = await metricsPreflight(ctx, canary);
+  if (metrics !== undefined) return hold(ctx, waiting, { type: 'Preflight', reason: 'MetricsUnavailable', message: metrics }, retryMs);
+
+  const status = startingStatus(ctx.status, { spec, generation: ctx.generation, route: routeOf(canary), retry, now: ctx.deps.now() });
+  if (!(await commit(ctx, status))) return AGAIN;
+  const applied = await router.apply(intent, ctx.signal);
+  if (!applied.ok) {
+    await tell(ctx, 'Warning', 'RouteRefused', applied.problem);
+    return AGAIN;
+  }
+  if (why === 'canaryChanged') {
+    await tell(ctx, 'Normal', 'CanaryReplaced', `canary changed from ${ctx.status.canaryVersion ?? '?'} (at ${ctx.status.canaryWeight ?? 0} %) to ${spec.canary.version}: ${ctx.status.canaryVersion ?? 'the old canary'}'s traffic went back to stable; the rollout restarts from the first step`);
+  }
+  const started = `${why === 'retry' ? 'retrying: ' : ''}canary ${spec.canary.version} at ${weight} %, stable ${spec.stable.version}`;
+  await tell(ctx, 'Normal', why === 'retry' ? 'RolloutRetried' : 'RolloutStarted', started);
+  ctx.deps.log.info({ canary: ctx.key, weight, reason: why }, 'rollout started');
+  return { requeueAfterMs: nextLookMs(canary) };
+}
+
+/** No traffic moves before stable's requests can be measured: a rollout judged on nothing would be promoted blind. */
+async function metricsPreflight(ctx: Pass0, canary: ModelCanary): Promise<string | undefined> {
+  const provider = await ctx.deps.providerFor(canary);
+  if ('problem' in provider) return provider.problem;
+  const { stable } = versionSelectors(canary);
+  const answer = (await provider.totals([stable], ctx.deps.now(), budget(ctx))).get(stable.key);
+  ctx.signal?.throwIfAborted();
+  switch (answer?.kind) {
+    case 'counts':
+    case 'value':
+      return undefined;
+    case 'noData':
+      return `the metrics provider has no requests of stable ${canary.spec.stable.version} ({${renderMatchers(stable.labels)}}): check spec.stable.metricLabels (or the version's destination_canonical_revision label) and that this Prometheus scrapes Istio's telemetry`;
+    case 'error':
+      return `the metrics provider does not answer: ${answer.message}`;
+    case undefined:
+      return 'the metrics provider gave no answer for stable';
+  }
+}
+
+async function recover(ctx: Pass0, canary: ModelCanary, phase: Phase): Promise<ReconcileResult> {
+  let conditions = condition(ctx, ctx.status.conditions ?? [], 'Valid', 'True', 'SpecAccepted', 'the spec is valid');
+  const route = routeOf(canary);
+  conditions = condition(ctx, conditions, 'RoutingReady', 'True', 'RouteClaimed', `${route.kind} ${route.name} is managed by this ModelCanary`);
+  const message = `resumed at ${ctx.status.canaryWeight ?? 0} % (${phase})`;
+  if (!(await commit(ctx, { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message }))) return AGAIN;
+  if (ctx.status.phase === 'Failed') await tell(ctx, 'Normal', 'Resumed', message);
+  return AGAIN;
+}
+
+/** The route does not say what the status says (a crash between the two writes, or a hand edit): make it. */
+async function converge(ctx: Pass0, canary: ModelCanary, router: TrafficRouter): Promise<ReconcileResult> {
+  const intent = intentOf(canary.spec, ctx.status);
+  ctx.signal?.throwIfAborted();
+  const applied = await router.apply(intent, ctx.signal);
+  if (!applied.ok) return AGAIN;
+  if (applied.found.canary !== intent.weight) {
+    await tell(ctx, 'Warning', 'RouteDrifted', `the route held ${applied.found.canary} % on the canary, not ${intent.weight} % as the rollout says (changed by hand, or a write cut short); set to ${intent.weight} %`);
+    // The weight takes effect now: the next check judges only what was served since.
+    if (!isEnded(ctx.status) && !(await commit(ctx, { ...ctx.status, stepStartedAt: ctx.deps.now().toISOString() }))) return AGAIN;
+  }
+  return isEnded(ctx.status) ? {} : AGAIN;
+}
+
+async function setPhase(ctx: Pass0, phase: Phase, message: string, reason: string): Promise<ReconcileResult> {
+  if (!(await commit(ctx, { ...ctx.status, phase, observedGeneration: ctx.generation, message }))) return AGAIN;
+  await tell(ctx, 'Normal', reason, message);
+  return phase === 'Paused' ? {} : AGAIN;
 }
 
 /**
  * Between checks: the sequential test looks at the requests counted since its last look, and
  * a rejection rolls back at once. The first look of a rollout only sets the mark.
  */
-async function watchBetweenChecks(
-  raw: Json,
-  canary: ModelCanary,
-  previous: ModelCanaryStatus,
-  generation: number,
-  router: TrafficRouter,
-  deps: ReconcileDeps,
-  now: Date,
-  checkDue: number,
-): Promise<ReconcileResult> {
+async function watchBetweenChecks(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, checkDue: number): Promise<ReconcileResult> {
   const again = { requeueAfterMs: Math.min(checkDue, watchIntervalMs(canary.spec.analysis)) };
-  const provider = await deps.providerFor(canary);
+  const previous = ctx.status;
+  const provider = await ctx.deps.providerFor(canary);
+  const now = ctx.deps.now();
   // Unmeasurable now: the next look (or check) counts from the old mark, so nothing is lost.
-  const totals = 'problem' in provider ? undefined : await readTotals(provider, canary, now);
+  const totals = 'problem' in provider ? undefined : await readTotals(provider, canary, now, previous, budget(ctx));
+  ctx.signal?.throwIfAborted();
   if (totals === undefined) return again;
   const mark = markOf(totals, now);
   const fresh = previous.watchMark === undefined ? 'reset' : sinceMark(previous.watchMark, totals);
@@ -210,34 +341,109 @@ async function watchBetweenChecks(
   if (watched.rollback === undefined) {
     const status = { ...previous, evidence: watched.state.evidence, watchMark: mark };
     const refused = refusedStatus(status);
-    if (refused !== undefined) return holdOnBadStatus(raw, previous, canary, refused, deps);
-    await deps.canaries.patchStatus(canary.metadata.namespace ?? 'default', canary.metadata.name, status);
-    return again;
+    if (refused !== undefined) return holdOnBadStatus(ctx, canary, refused);
+    return (await commit(ctx, status)) ? again : AGAIN;
   }
   const decision = watched.rollback;
-  const status = { ...statusAfter(decision, previous, generation, now), watchMark: mark };
-  const refused = refusedStatus(status);
-  if (refused !== undefined) return holdOnBadStatus(raw, previous, canary, refused, deps);
-  const applied = await router.apply(0, false);
-  if (!applied.ok) return failRouting(raw, previous, generation, applied.problem, deps);
-  await deps.canaries.patchStatus(canary.metadata.namespace ?? 'default', canary.metadata.name, status);
-  await deps.events.record(raw, 'Warning', 'RolledBack', decision.reason);
-  deps.log.info({ canary: canaryKey(canary), action: decision.action, weight: 0, reason: decision.reason }, 'watch');
-  deps.observer?.checked?.(canary, decision, status);
-  return {};
+  const judgedAt = ctx.deps.now();
+  const status = { ...statusAfter(decision, previous, ctx.generation, now, judgedAt), watchMark: mark };
+  return judged(ctx, canary, router, decision, status);
 }
 
-/** Each version's cumulative counters now; a version without series has served nothing yet. */
-async function readTotals(provider: MetricsProvider, canary: ModelCanary, now: Date): Promise<VersionPair<Counts> | undefined> {
+async function check(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, windowStart: Date): Promise<ReconcileResult> {
+  const { analysis } = canary.spec;
+  const previous = ctx.status;
+  const windowEnd = ctx.deps.now();
+  // Evidence since the window start, bounded so a long outage does not judge an hour at once.
+  const sinceMs = Math.min(Math.max(windowEnd.getTime() - windowStart.getTime(), 1000), 10 * analysis.interval);
+  const watching = analysis.sequentialTest.enabled && watchIntervalMs(analysis) < analysis.interval;
+  const provider = await ctx.deps.providerFor(canary);
+  const limit = budget(ctx);
+  const [observation, totals] =
+    'problem' in provider
+      ? [unmeasurable(canary, provider.problem), undefined]
+      : await Promise.all([
+          observeAll(provider, [canary], sinceMs, windowEnd, limit).then((all) => all.get(canaryKey(canary))),
+          watching ? readTotals(provider, canary, windowEnd, previous, limit) : Promise.resolve(undefined),
+        ]);
+  // Past the pass's deadline the evidence is stale: drop it, write nothing.
+  ctx.signal?.throwIfAborted();
+  if (observation === undefined) return { requeueAfterMs: analysis.interval };
+  // With watches, the sequential test is fed from counter differences since its last look.
+  const unseen = watching ? unseenSince(previous, totals) : undefined;
+  const decision = decide(analysis, analysisStateOf(previous), { ...observation, sinceLastWatch: unseen && asSamples(unseen) });
+  const judgedAt = ctx.deps.now();
+  // Without watches no mark is kept: a stale one would count old requests again once they start.
+  const status = { ...statusAfter(decision, previous, ctx.generation, windowEnd, judgedAt), watchMark: !watching ? undefined : totals === undefined ? previous.watchMark : markOf(totals, windowEnd) };
+  return judged(ctx, canary, router, decision, status);
+}
+
+/** A decision made: its status is written (the commit point), then the route follows, then people are told. */
+async function judged(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, decision: Decision, status: ModelCanaryStatus): Promise<ReconcileResult> {
+  const previous = ctx.status;
+  // The status is checked before anything is written: a status the API server refuses after
+  // the route has moved would leave the two disagreeing, retried forever.
+  const refused = refusedStatus(status);
+  if (refused !== undefined) return holdOnBadStatus(ctx, canary, refused);
+  if (!(await commit(ctx, status))) return AGAIN;
+  const applied = await router.apply(intentOf(canary.spec, status), ctx.signal);
+  if (!applied.ok) await tell(ctx, 'Warning', 'RouteRefused', applied.problem);
+  else if (applied.found.canary !== (previous.canaryWeight ?? applied.found.canary)) {
+    await tell(ctx, 'Warning', 'WeightChangedByHand', `the route held ${applied.found.canary} % on the canary, not ${previous.canaryWeight ?? 0} %; set to ${decision.weight} %`);
+  }
+  const events: Partial<Record<Decision['action'], [string, 'Normal' | 'Warning']>> = {
+    advance: ['StepAdvanced', 'Normal'],
+    promote: ['Promoted', 'Normal'],
+    rollback: ['RolledBack', 'Warning'],
+  };
+  const event = events[decision.action];
+  if (event !== undefined) await tell(ctx, event[1], event[0], decision.reason);
+  if (decision.inconclusiveAlarm && (previous.inconclusiveChecks ?? 0) < canary.spec.analysis.inconclusiveLimit) {
+    await tell(ctx, 'Warning', 'NoEvidence', decision.reason);
+  }
+  ctx.deps.log.info({ canary: ctx.key, action: decision.action, weight: decision.weight, reason: decision.reason }, 'check');
+  ctx.deps.observer?.checked?.(canary, decision, status);
+  const terminal = decision.action === 'promote' || decision.action === 'rollback';
+  return terminal ? {} : { requeueAfterMs: nextLookMs(canary) };
+}
+
+// ── Helpers ───────────────────────────────────────────────────────────────────────────
+
+function nextLookMs(canary: ModelCanary): number {
+  const { analysis } = canary.spec;
+  return analysis.sequentialTest.enabled ? Math.min(watchIntervalMs(analysis), analysis.interval) : analysis.interval;
+}
+
+/** The metrics of one pass get a bounded time: past it they are "could not measure", and the check holds. */
+function budget(ctx: Pass0): AbortSignal {
+  const limit = AbortSignal.timeout(ctx.deps.metricsBudgetMs ?? 30_000);
+  return ctx.signal === undefined ? limit : AbortSignal.any([ctx.signal, limit]);
+}
+
+/** The status as the API server keeps it; one it would not accept now (an older controller's) is read as far as it goes. */
+function readStatus(raw: unknown): ModelCanaryStatus {
+  const parsed = StatusSchema.safeParse(raw ?? {});
+  if (parsed.success) return parsed.data;
+  const loose = StatusSchema.partial().safeParse(raw ?? {});
+  return loose.success ? loose.data : {};
+}
+
+/**
+ * Each version's cumulative counters now. A version without series has served nothing yet, but
+ * only if it had served nothing at the last look: series that existed and are gone are "could
+ * not measure" (a scrape gap, a Prometheus restart), not zero, so the mark is kept.
+ */
+async function readTotals(provider: MetricsProvider, canary: ModelCanary, now: Date, previous: ModelCanaryStatus, signal: AbortSignal): Promise<VersionPair<Counts> | undefined> {
   const { stable, canary: canarySelector } = versionSelectors(canary);
-  const answers = await provider.totals([stable, canarySelector], now);
-  const counts = (key: string): Counts | undefined => {
+  const answers = await provider.totals([stable, canarySelector], now, signal);
+  const counts = (key: string, before: number): Counts | undefined => {
     const sample = answers.get(key);
     if (sample?.kind === 'counts') return sample.counts;
-    return sample?.kind === 'noData' ? { requests: 0, errors: 0 } : undefined;
+    return sample?.kind === 'noData' && before === 0 ? { requests: 0, errors: 0 } : undefined;
   };
-  const stableCounts = counts(stable.key);
-  const canaryCounts = counts(canarySelector.key);
+  const mark = previous.watchMark;
+  const stableCounts = counts(stable.key, mark?.stable.requests ?? 0);
+  const canaryCounts = counts(canarySelector.key, mark?.canary.requests ?? 0);
   return stableCounts === undefined || canaryCounts === undefined ? undefined : { stable: stableCounts, canary: canaryCounts };
 }
 
@@ -254,7 +460,6 @@ function unseenSince(previous: ModelCanaryStatus, totals: VersionPair<Counts> | 
   return fresh === 'reset' ? { stable: none, canary: none } : fresh;
 }
 
-
 /** Why the API server would refuse this status (the CRD has the same schema), or undefined. */
 function refusedStatus(status: ModelCanaryStatus): string | undefined {
   const checked = checkAgainst(StatusSchema, status);
@@ -262,13 +467,13 @@ function refusedStatus(status: ModelCanaryStatus): string | undefined {
 }
 
 /** A bug of ours, not the user's: say so where people look, keep the route where it is, and try again next interval. */
-async function holdOnBadStatus(raw: Json, previous: ModelCanaryStatus, canary: ModelCanary, problem: string, deps: ReconcileDeps): Promise<ReconcileResult> {
-  const weight = previous.canaryWeight ?? 0;
-  const message = `modelcanary computed a status the API server would refuse (${problem}); the route stays at ${weight} % and the check is repeated next interval. This is a bug in modelcanary: please report it with this message.`;
-  if (previous.message !== message.slice(0, 4096)) {
-    await deps.canaries.patchStatus(canary.metadata.namespace ?? 'default', canary.metadata.name, { ...previous, message: message.slice(0, 4096) });
-    await deps.events.record(raw, 'Warning', 'StatusRefused', message);
-    deps.log.warn({ canary: canaryKey(canary), problem, weight }, 'computed status is invalid; holding');
+async function holdOnBadStatus(ctx: Pass0, canary: ModelCanary, problem: string): Promise<ReconcileResult> {
+  const weight = ctx.status.canaryWeight ?? 0;
+  const message = `modelcanary computed a status the API server would refuse (${problem}); the route stays at ${weight} % and the check is repeated next interval. This is a bug in modelcanary: please report it with this message.`.slice(0, 4096);
+  if (ctx.status.message !== message) {
+    if (!(await commit(ctx, { ...ctx.status, message }))) return AGAIN;
+    await tell(ctx, 'Warning', 'StatusRefused', message);
+    ctx.deps.log.warn({ canary: canaryKey(canary), problem, weight }, 'computed status is invalid; holding');
   }
   return { requeueAfterMs: canary.spec.analysis.interval };
 }
@@ -277,17 +482,4 @@ function unmeasurable(canary: ModelCanary, problem: string): Observation {
   const error: Sample = { kind: 'error', message: problem };
   const custom = Object.fromEntries(canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus').map((m) => [m.name, { stable: error, canary: error }]));
   return { sinceLastCheck: { stable: error, canary: error }, custom };
-}
-
-async function failRouting(raw: Json, previous: ModelCanaryStatus, generation: number, problem: string, deps: ReconcileDeps): Promise<ReconcileResult> {
-  const metadata = (raw.metadata ?? {}) as { name?: string; namespace?: string };
-  const namespace = metadata.namespace ?? 'default';
-  const name = metadata.name ?? '';
-  const conditions = setCondition(previous.conditions ?? [], { type: 'RoutingReady', status: 'False', reason: 'RouteRefused', message: problem, observedGeneration: generation }, deps.now());
-  if (previous.message !== problem) {
-    await deps.canaries.patchStatus(namespace, name, { ...previous, phase: previous.phase ?? 'Pending', observedGeneration: generation, conditions, message: problem });
-    await deps.events.record(raw, 'Warning', 'RouteRefused', problem);
-    deps.log.warn({ canary: `${namespace}/${name}`, kind: KIND, problem }, 'route refused');
-  }
-  return { requeueAfterMs: 30_000 };
 }

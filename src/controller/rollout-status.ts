@@ -18,20 +18,31 @@ export function analysisStateOf(status: ModelCanaryStatus): AnalysisState {
   };
 }
 
-/** A rollout has begun for these versions unless the status already tracks them. */
-export function isNewRollout(spec: ModelCanarySpec, status: ModelCanaryStatus): boolean {
-  return status.stableVersion !== spec.stable.version || status.canaryVersion !== spec.canary.version;
+export interface StartFacts {
+  spec: ModelCanarySpec;
+  generation: number;
+  route: { kind: 'VirtualService' | 'HTTPRoute'; name: string };
+  /** The retry annotation's value acted on, if any. */
+  retry: string | undefined;
+  now: Date;
 }
 
-export function startingStatus(spec: ModelCanarySpec, generation: number, previous: ModelCanaryStatus, now: Date): ModelCanaryStatus {
+/** The status of a rollout that starts now at the first step: nothing judged, nothing counted. */
+export function startingStatus(previous: ModelCanaryStatus, facts: StartFacts): ModelCanaryStatus {
+  const { spec, generation, now } = facts;
   const weight = spec.analysis.steps[0] ?? 0;
-  const conditions = setCondition(
-    setCondition(previous.conditions ?? [], { type: 'Valid', status: 'True', reason: 'SpecAccepted', message: 'the spec is valid', observedGeneration: generation }, now),
-    { type: 'Progressing', status: 'True', reason: 'RolloutStarted', message: `canary ${spec.canary.version} at ${weight} %`, observedGeneration: generation },
-    now,
-  );
+  let conditions = previous.conditions ?? [];
+  const set = (type: string, status: Condition['status'], reason: string, message: string): void => {
+    conditions = setCondition(conditions, { type, status, reason, message, observedGeneration: generation }, now);
+  };
+  set('Valid', 'True', 'SpecAccepted', 'the spec is valid');
+  set('Preflight', 'True', 'Passed', 'the route, the subsets and the metrics all answer');
+  set('RoutingReady', 'True', 'RouteClaimed', `${facts.route.kind} ${facts.route.name} is managed by this ModelCanary`);
+  set('Progressing', 'True', 'RolloutStarted', `canary ${spec.canary.version} at ${weight} %`);
+  conditions = conditions.filter((c) => c.type !== 'Promoted');
+  const time = now.toISOString();
   return {
-    phase: 'Progressing',
+    phase: spec.suspend ? 'Paused' : 'Progressing',
     observedGeneration: generation,
     stableVersion: spec.stable.version,
     canaryVersion: spec.canary.version,
@@ -43,13 +54,21 @@ export function startingStatus(spec: ModelCanarySpec, generation: number, previo
     evidence: [],
     conditions,
     message: `rollout of ${spec.canary.version} started at ${weight} %`,
-    lastAnalysis: { time: now.toISOString(), decision: 'start', reason: `canary ${spec.canary.version} at ${weight} %`, metrics: [] },
+    lastAnalysis: { time, judgedAt: time, decision: 'start', reason: `canary ${spec.canary.version} at ${weight} %`, metrics: [] },
+    stepStartedAt: time,
+    route: facts.route,
+    retry: facts.retry ?? previous.retry,
   };
 }
 
 const PHASE_OF: Record<Decision['action'], Phase> = { hold: 'Progressing', advance: 'Progressing', promote: 'Succeeded', rollback: 'RolledBack' };
 
-export function statusAfter(decision: Decision, previous: ModelCanaryStatus, generation: number, now: Date): ModelCanaryStatus {
+/**
+ * The status after a decision. `windowEnd` is when the evidence was read; `judgedAt` when the
+ * decision was made; a new weight takes effect from `judgedAt` (the route is written right after).
+ */
+export function statusAfter(decision: Decision, previous: ModelCanaryStatus, generation: number, windowEnd: Date, judgedAt: Date): ModelCanaryStatus {
+  const now = judgedAt;
   const state = decision.state;
   let conditions: Condition[] = previous.conditions ?? [];
   const set = (type: string, status: Condition['status'], reason: string, message: string): void => {
@@ -77,8 +96,10 @@ export function statusAfter(decision: Decision, previous: ModelCanaryStatus, gen
     evidence: state.evidence,
     conditions,
     message: decision.reason.slice(0, 4096),
+    stepStartedAt: decision.weight === previous.canaryWeight ? previous.stepStartedAt : judgedAt.toISOString(),
     lastAnalysis: {
-      time: now.toISOString(),
+      time: windowEnd.toISOString(),
+      judgedAt: judgedAt.toISOString(),
       decision: decision.action,
       reason: decision.reason.slice(0, 4096),
       metrics: decision.verdicts.map((v) => ({

@@ -52,29 +52,37 @@ export function customQuery(canary: ModelCanary, metricName: string, which: Whic
  * Observations of many ModelCanaries at once: their built-in counts over `sinceMs` before
  * `at` in one batched call, and each custom query per version.
  */
-export async function observeAll(provider: MetricsProvider, canaries: readonly ModelCanary[], sinceMs: number, at: Date): Promise<Map<string, Observation>> {
+export async function observeAll(provider: MetricsProvider, canaries: readonly ModelCanary[], sinceMs: number, at: Date, signal?: AbortSignal): Promise<Map<string, Observation>> {
   const selectors = canaries.flatMap((c): VersionSelector[] => {
     const pair = versionSelectors(c);
     return [pair.stable, pair.canary];
   });
-  const counts = await provider.counts(selectors, sinceMs, at);
+  // Counts and custom queries go out together: a check waits for the slowest, not their sum.
+  const [counts, customs] = await Promise.all([
+    provider.counts(selectors, sinceMs, at, signal),
+    Promise.all(
+      canaries.map(async (canary): Promise<Observation['custom']> => {
+        const metrics = canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus');
+        const values = await Promise.all(
+          metrics.map(async (metric): Promise<[string, VersionPair<Sample>]> => {
+            const [stable, canaryValue] = await Promise.all([valueOf(provider, canary, metric.name, 'stable', at, signal), valueOf(provider, canary, metric.name, 'canary', at, signal)]);
+            return [metric.name, { stable, canary: canaryValue }];
+          }),
+        );
+        return Object.fromEntries(values);
+      }),
+    ),
+  ]);
   const missing: Sample = { kind: 'noData', reason: 'not fetched' };
-  const observations = await Promise.all(
-    canaries.map(async (canary): Promise<[string, Observation]> => {
+  return new Map(
+    canaries.map((canary, i): [string, Observation] => {
       const { stable, canary: canarySelector } = versionSelectors(canary);
-      const custom: Observation['custom'] = {};
-      for (const metric of canary.spec.analysis.metrics) {
-        if (metric.type !== 'prometheus') continue;
-        const [stableValue, canaryValue] = await Promise.all([valueOf(provider, canary, metric.name, 'stable', at), valueOf(provider, canary, metric.name, 'canary', at)]);
-        custom[metric.name] = { stable: stableValue, canary: canaryValue };
-      }
-      return [canaryKey(canary), { sinceLastCheck: { stable: counts.get(stable.key) ?? missing, canary: counts.get(canarySelector.key) ?? missing }, custom }];
+      return [canaryKey(canary), { sinceLastCheck: { stable: counts.get(stable.key) ?? missing, canary: counts.get(canarySelector.key) ?? missing }, custom: customs[i] ?? {} }];
     }),
   );
-  return new Map(observations);
 }
 
-async function valueOf(provider: MetricsProvider, canary: ModelCanary, metricName: string, which: Which, at: Date): Promise<Sample> {
+async function valueOf(provider: MetricsProvider, canary: ModelCanary, metricName: string, which: Which, at: Date, signal: AbortSignal | undefined): Promise<Sample> {
   let query: string | undefined;
   try {
     query = customQuery(canary, metricName, which);
@@ -82,6 +90,6 @@ async function valueOf(provider: MetricsProvider, canary: ModelCanary, metricNam
     return { kind: 'error', message: `${metricName}: ${(error as Error).message}` };
   }
   if (query === undefined) return { kind: 'error', message: `${metricName} is not a custom query` };
-  const sample = await provider.value(query, at);
+  const sample = await provider.value(query, at, signal);
   return sample.kind === 'error' ? { ...sample, message: `${metricName}: ${sample.message}` } : sample;
 }

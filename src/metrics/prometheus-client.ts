@@ -90,32 +90,38 @@ export class PrometheusClient {
     });
   }
 
-  /** An instant query evaluated at `at`. */
-  async query(promql: string, at: Date): Promise<QueryResult> {
+  /**
+   * An instant query evaluated at `at`. A `signal` that aborts (the check's deadline) ends the
+   * query and its retries at once, with an error result: a late answer is never used.
+   */
+  async query(promql: string, at: Date, signal?: AbortSignal): Promise<QueryResult> {
     const body = new URLSearchParams({ query: promql, time: (at.getTime() / 1000).toFixed(3), timeout: `${this.config.timeoutMs}ms` });
     let last: QueryResult = { kind: 'error', message: 'no attempt made' };
     for (let attempt = 0; attempt <= this.config.retries; attempt++) {
       if (attempt > 0) await this.config.sleep(this.config.backoffMs * 2 ** (attempt - 1));
-      const { result, retry } = await this.attempt(body);
+      if (aborted(signal)) return cancelled(this.address);
+      const { result, retry } = await this.attempt(body, signal);
       last = result;
+      if (aborted(signal)) return cancelled(this.address);
       if (!retry) return result;
     }
     return last.kind === 'error' ? { ...last, message: `${last.message} (after ${this.config.retries + 1} attempts)` } : last;
   }
 
-  private async attempt(body: URLSearchParams): Promise<{ result: QueryResult; retry: boolean }> {
+  private async attempt(body: URLSearchParams, signal: AbortSignal | undefined): Promise<{ result: QueryResult; retry: boolean }> {
     const started = performance.now();
-    const outcome = await this.send(body);
+    const outcome = await this.send(body, signal);
     this.config.onQuery?.((performance.now() - started) / 1000, outcome.result.kind === 'error' ? 'error' : 'ok');
     return outcome;
   }
 
-  private async send(body: URLSearchParams): Promise<{ result: QueryResult; retry: boolean }> {
+  private async send(body: URLSearchParams, signal: AbortSignal | undefined): Promise<{ result: QueryResult; retry: boolean }> {
     this.sent++;
     let response;
     try {
       response = await this.http.post<string>('/api/v1/query', body.toString(), {
         headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...(await this.authorization()) },
+        signal,
       });
     } catch (error) {
       const code = axios.isAxiosError(error) ? error.code : undefined;
@@ -139,6 +145,14 @@ export class PrometheusClient {
         return { Authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` };
     }
   }
+}
+
+function aborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+function cancelled(address: string): QueryResult {
+  return { kind: 'error', message: `the query to ${address} was cancelled at the check's deadline` };
 }
 
 function parseAnswer(status: number, contentType: string, text: string, address: string): QueryResult {

@@ -27,24 +27,24 @@ export class PrometheusMetricsProvider implements MetricsProvider {
     this.reporter = options.reporter ?? 'destination';
   }
 
-  counts(selectors: readonly VersionSelector[], windowMs: number, at: Date): Promise<Map<string, Sample>> {
-    return this.builtin(selectors, windowMs, at);
+  counts(selectors: readonly VersionSelector[], windowMs: number, at: Date, signal?: AbortSignal): Promise<Map<string, Sample>> {
+    return this.builtin(selectors, windowMs, at, signal);
   }
 
-  totals(selectors: readonly VersionSelector[], at: Date): Promise<Map<string, Sample>> {
-    return this.builtin(selectors, undefined, at);
+  totals(selectors: readonly VersionSelector[], at: Date, signal?: AbortSignal): Promise<Map<string, Sample>> {
+    return this.builtin(selectors, undefined, at, signal);
   }
 
   /** Over a window (increase), or the counters' current sums (no window). */
-  private async builtin(selectors: readonly VersionSelector[], windowMs: number | undefined, at: Date): Promise<Map<string, Sample>> {
+  private async builtin(selectors: readonly VersionSelector[], windowMs: number | undefined, at: Date, signal: AbortSignal | undefined): Promise<Map<string, Sample>> {
     const answers = new Map<string, Sample>();
     await Promise.all(
       groupByLabelNames(selectors).map(async (group) => {
         const queries = builtinQueries(group, windowMs, this.reporter);
         const [requests, errors, buckets] = await Promise.all([
-          this.client.query(queries.requests, at),
-          this.client.query(queries.errors, at),
-          this.client.query(queries.buckets, at),
+          this.client.query(queries.requests, at, signal),
+          this.client.query(queries.errors, at, signal),
+          this.client.query(queries.buckets, at, signal),
         ]);
         for (const [key, sample] of split(group, requests, errors, buckets, windowMs)) answers.set(key, sample);
       }),
@@ -52,8 +52,8 @@ export class PrometheusMetricsProvider implements MetricsProvider {
     return answers;
   }
 
-  async value(query: string, at: Date): Promise<Sample> {
-    const result = await this.client.query(query, at);
+  async value(query: string, at: Date, signal?: AbortSignal): Promise<Sample> {
+    const result = await this.client.query(query, at, signal);
     switch (result.kind) {
       case 'error':
         return { kind: 'error', message: result.message };

@@ -9,22 +9,23 @@ export interface VersionSelector {
   labels: Readonly<Record<string, string>>;
 }
 
+/** Every method takes an optional AbortSignal: once it aborts, answers are errors, never late data. */
 export interface MetricsProvider {
   /**
    * Each selected version's requests, 5xx answers and latency bucket counts over the window
    * ending at `at`. Selectors that share label names are answered by one query per metric
    * family, however many there are.
    */
-  counts(selectors: readonly VersionSelector[], windowMs: number, at: Date): Promise<Map<string, Sample>>;
+  counts(selectors: readonly VersionSelector[], windowMs: number, at: Date, signal?: AbortSignal): Promise<Map<string, Sample>>;
   /**
    * Each selected version's cumulative counts at `at`: the current sums of its request, 5xx and
    * latency bucket counters, without a window. Two reads subtract to exactly the requests in
    * between, however short the gap (increase() over a window shorter than a few scrapes is not
    * reliable). A counter reset makes the difference negative; callers must check.
    */
-  totals(selectors: readonly VersionSelector[], at: Date): Promise<Map<string, Sample>>;
+  totals(selectors: readonly VersionSelector[], at: Date, signal?: AbortSignal): Promise<Map<string, Sample>>;
   /** One number from a PromQL query evaluated at `at`. */
-  value(query: string, at: Date): Promise<Sample>;
+  value(query: string, at: Date, signal?: AbortSignal): Promise<Sample>;
 }
 
 /** A provider with nothing to say: every answer is "no data". */

@@ -2,7 +2,18 @@
 // and nothing else does.
 
 import type { VersionTarget } from '../api/modelcanary.ts';
-import { assignWeights, ORIGINAL_ROUTES_ANNOTATION, type Plan, type RouteTarget as Target, type RouteWeights } from './plan.ts';
+import {
+  annotationsOf,
+  assignWeights,
+  CANARY_BACKEND_ANNOTATION,
+  ORIGINAL_ROUTES_ANNOTATION,
+  recordedCanary,
+  withAnnotations,
+  type Plan,
+  type RouteTarget as Target,
+  type RouteWeights,
+  type Stage,
+} from './plan.ts';
 
 type Json = Record<string, unknown>;
 
@@ -20,33 +31,73 @@ interface Rule {
   backendRefs?: BackendRef[];
 }
 
-export function planHttpRoute(live: Json, target: Target, weight: number): Plan {
+export function planHttpRoute(live: Json, target: Target, weight: number, stage: Stage = 'during'): Plan {
   const found = managedRule(live, target);
   if (!found.ok) return found;
-  const desired = structuredClone(live);
+  let desired = structuredClone(live);
   const rules = rulesOf(desired);
   const rule = rules[found.index] ?? {};
   const weights = currentWeights(rule, target);
-  rules[found.index] = withWeights(rule, target, weight);
-  const metadata = { ...((desired.metadata ?? {}) as Json) };
-  const annotations = { ...((metadata.annotations ?? {}) as Record<string, string>) };
-  annotations[ORIGINAL_ROUTES_ANNOTATION] ??= JSON.stringify([rulesOf(live)[found.index]]);
-  desired.metadata = { ...metadata, annotations };
+  rules[found.index] = withWeights(withoutLeftovers(rule, target, live), target, weight);
+  const recorded = annotationsOf(live)[ORIGINAL_ROUTES_ANNOTATION];
+  const original = (): string => {
+    const kept = (withoutLeftovers(rulesOf(live)[found.index] ?? {}, target, live).backendRefs ?? []).filter((r) => !isVersion(r, target.spec.canary, target.namespace));
+    return JSON.stringify([{ index: found.index, rule: { ...rulesOf(live)[found.index], backendRefs: kept } }]);
+  };
+  desired = withAnnotations(desired, {
+    [ORIGINAL_ROUTES_ANNOTATION]: stage === 'end' ? undefined : stage === 'begin' || recorded === undefined ? original() : recorded,
+    [CANARY_BACKEND_ANNOTATION]: stage === 'end' ? undefined : JSON.stringify({ name: target.spec.canary.destination.host, port: target.spec.canary.destination.port }),
+  });
   return { ok: true, object: desired, changed: JSON.stringify(desired) !== JSON.stringify(live), found: weights };
 }
 
-export function finalHttpRoute(live: Json, target: Target, mode: 'restore' | 'stable'): Plan {
-  const found = managedRule(live, target);
-  if (!found.ok) return found;
-  const { annotations, ...metadata } = (live.metadata ?? {}) as Json & { annotations?: Record<string, string> };
-  const originals = annotations?.[ORIGINAL_ROUTES_ANNOTATION];
-  const desired = structuredClone(live);
-  const rules = rulesOf(desired);
-  const [original] = originals === undefined ? [] : (JSON.parse(originals) as Rule[]);
-  rules[found.index] = mode === 'restore' && original !== undefined ? original : withWeights(rules[found.index] ?? {}, target, 0);
-  const kept = Object.fromEntries(Object.entries(annotations ?? {}).filter(([key]) => key !== ORIGINAL_ROUTES_ANNOTATION));
-  desired.metadata = Object.keys(kept).length > 0 ? { ...metadata, annotations: kept } : metadata;
-  return { ok: true, object: desired, changed: JSON.stringify(desired) !== JSON.stringify(live), found: currentWeights(rulesOf(live)[found.index] ?? {}, target) };
+/**
+ * The HTTPRoute as it was before the rollout began (restore), all on stable (with a target),
+ * or with only the controller's marks removed (keep). Restoring needs no spec: the original
+ * rule is recorded on the object with its index.
+ */
+export function finalHttpRoute(live: Json, target: Target | undefined, mode: 'restore' | 'stable' | 'keep'): Plan {
+  let desired = structuredClone(live);
+  if (mode === 'stable' && target !== undefined) {
+    const plan = planHttpRoute(live, target, 0, 'end');
+    if (!plan.ok) return plan;
+    desired = plan.object;
+  } else if (mode !== 'keep') {
+    const rules = rulesOf(desired);
+    for (const { index, rule } of parseOriginals(annotationsOf(live)[ORIGINAL_ROUTES_ANNOTATION])) {
+      if (index < rules.length) rules[index] = rule;
+    }
+  }
+  desired = withAnnotations(desired, { [ORIGINAL_ROUTES_ANNOTATION]: undefined, [CANARY_BACKEND_ANNOTATION]: undefined });
+  return { ok: true, object: desired, changed: JSON.stringify(desired) !== JSON.stringify(live), found: { stable: 100, canary: 0 } };
+}
+
+function parseOriginals(text: string | undefined): { index: number; rule: Rule }[] {
+  if (text === undefined) return [];
+  try {
+    const value: unknown = JSON.parse(text);
+    if (!Array.isArray(value)) return [];
+    return value.filter((v): v is { index: number; rule: Rule } => typeof v === 'object' && v !== null && typeof (v as { index?: unknown }).index === 'number' && typeof (v as { rule?: unknown }).rule === 'object');
+  } catch {
+    return [];
+  }
+}
+
+function isStray(ref: BackendRef, target: Target): boolean {
+  return !isVersion(ref, target.spec.stable, target.namespace) && !isVersion(ref, target.spec.canary, target.namespace);
+}
+
+/** A backendRef that is neither version and may go: weight 0, or the canary the controller recorded before. */
+function isLeftover(ref: BackendRef, target: Target, route: Json): boolean {
+  if (!isStray(ref, target)) return false;
+  if (ref.weight === 0) return true;
+  const previous = recordedCanary(route);
+  if (typeof previous?.name !== 'string') return false;
+  return isVersion(ref, { version: '-', destination: { host: previous.name, port: typeof previous.port === 'number' ? previous.port : undefined } }, target.namespace);
+}
+
+function withoutLeftovers(rule: Rule, target: Target, route: Json): Rule {
+  return { ...rule, backendRefs: (rule.backendRefs ?? []).filter((r) => !isLeftover(r, target, route)) };
 }
 
 function managedRule(route: Json, target: Target): { ok: true; index: number } | { ok: false; problem: string } {
@@ -70,7 +121,7 @@ function managedRule(route: Json, target: Target): { ok: true; index: number } |
   if (!refs.some((r) => isVersion(r, target.spec.stable, target.namespace))) {
     return { ok: false, problem: `${label} has no backendRef for stable (Service ${target.spec.stable.destination.host} port ${target.spec.stable.destination.port ?? '?'}): check spec.stable.destination` };
   }
-  const stray = refs.find((r) => !isVersion(r, target.spec.stable, target.namespace) && !isVersion(r, target.spec.canary, target.namespace));
+  const stray = refs.find((r) => isStray(r, target) && !isLeftover(r, target, route));
   if (stray !== undefined) {
     return { ok: false, problem: `${label} sends traffic to ${stray.kind ?? 'Service'} ${stray.name ?? '?'} port ${stray.port ?? '?'}, which is neither stable nor canary; modelcanary will not take traffic away from it` };
   }

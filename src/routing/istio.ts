@@ -4,7 +4,19 @@
 // header matches, mirrors and TCP/TLS routes.
 
 import type { VersionTarget } from '../api/modelcanary.ts';
-import { ORIGINAL_ROUTES_ANNOTATION, PIN_SUFFIX, assignWeights, type Plan, type RouteTarget, type RouteWeights } from './plan.ts';
+import {
+  annotationsOf,
+  assignWeights,
+  CANARY_BACKEND_ANNOTATION,
+  ORIGINAL_ROUTES_ANNOTATION,
+  PIN_SUFFIX,
+  recordedCanary,
+  withAnnotations,
+  type Plan,
+  type RouteTarget,
+  type RouteWeights,
+  type Stage,
+} from './plan.ts';
 
 type Json = Record<string, unknown>;
 
@@ -23,51 +35,60 @@ interface HttpRoute {
 /**
  * The VirtualService with the canary at `weight` %, or the reason it cannot be managed.
  * `pin` keeps a route that sends requests carrying the pin header with the canary's version
- * to the canary, before the managed routes.
+ * to the canary, before the managed routes. Entries that are neither version are dropped when
+ * they carry no traffic (a version that an earlier rollout left at 0) or when they are the
+ * canary the controller recorded before (the canary changed mid-rollout: its share goes back
+ * to stable); any other is refused.
  */
-export function planVirtualService(live: Json, target: RouteTarget, weight: number, pin: boolean): Plan {
+export function planVirtualService(live: Json, target: RouteTarget, weight: number, pin: boolean, stage: Stage = 'during'): Plan {
   const found = managedRoutes(live, target);
   if (!found.ok) return found;
-  const desired = structuredClone(live);
+  let desired = structuredClone(live);
   const http = httpRoutes(desired);
   let weights: RouteWeights | undefined;
   for (const index of found.indices) {
     const route = http[index];
     if (route === undefined) continue;
     weights ??= currentWeights(route, target);
-    http[index] = withWeights(route, target, weight);
+    http[index] = withWeights(withoutLeftovers(route, target, live), target, weight);
   }
-  const pinned = setPinRoutes(desired, target, found.indices, pin);
-  recordOriginals(desired, live, found.indices);
-  return { ok: true, object: pinned, changed: JSON.stringify(pinned) !== JSON.stringify(live), found: weights ?? { stable: 100, canary: 0 } };
+  desired = setPinRoutes(desired, target, found.indices, pin && stage !== 'end');
+  desired = recordOriginals(desired, live, target, found.indices, stage);
+  desired = withAnnotations(desired, { [CANARY_BACKEND_ANNOTATION]: stage === 'end' ? undefined : JSON.stringify(target.spec.canary.destination) });
+  return { ok: true, object: desired, changed: JSON.stringify(desired) !== JSON.stringify(live), found: weights ?? { stable: 100, canary: 0 } };
 }
 
-/** The VirtualService as it was before the controller first changed it (restore), or all on stable. */
-export function finalVirtualService(live: Json, target: RouteTarget, mode: 'restore' | 'stable'): Plan {
-  const metadata = (live.metadata ?? {}) as Json;
-  const annotations = { ...((metadata.annotations ?? {}) as Record<string, string>) };
-  const originals = annotations[ORIGINAL_ROUTES_ANNOTATION];
-  if (mode === 'stable' || originals === undefined) {
-    const plan = planVirtualService(live, target, 0, false);
+/**
+ * The VirtualService as it was before the rollout began (restore), all on stable (with a
+ * target), or with only the controller's marks removed (keep). Restoring needs no spec: the
+ * originals are recorded on the object, by route name.
+ */
+export function finalVirtualService(live: Json, target: RouteTarget | undefined, mode: 'restore' | 'stable' | 'keep'): Plan {
+  const originals = annotationsOf(live)[ORIGINAL_ROUTES_ANNOTATION];
+  let desired = structuredClone(live);
+  if (mode === 'stable' && target !== undefined) {
+    const plan = planVirtualService(live, target, 0, false, 'end');
     if (!plan.ok) return plan;
-    return withoutAnnotation(plan.object, live);
+    desired = plan.object;
+  } else if (mode !== 'keep' && originals !== undefined) {
+    const http = httpRoutes(desired);
+    for (const original of parseOriginals(originals)) {
+      const index = http.findIndex((r) => r.name === original.name && !isPinRoute(r));
+      if (index >= 0) http[index] = original;
+    }
   }
-  const desired = structuredClone(live);
-  const restored = JSON.parse(originals) as HttpRoute[];
-  const http = httpRoutes(desired).filter((r) => !isPinRoute(r));
-  for (const original of restored) {
-    const index = http.findIndex((r) => r.name === original.name);
-    if (index >= 0) http[index] = original;
-  }
-  (desired.spec as Json).http = http;
-  return withoutAnnotation(desired, live);
+  (desired.spec as Json).http = httpRoutes(desired).filter((r) => !isPinRoute(r));
+  desired = withAnnotations(desired, { [ORIGINAL_ROUTES_ANNOTATION]: undefined, [CANARY_BACKEND_ANNOTATION]: undefined });
+  return { ok: true, object: desired, changed: JSON.stringify(desired) !== JSON.stringify(live), found: { stable: 100, canary: 0 } };
 }
 
-function withoutAnnotation(object: Json, live: Json): Plan {
-  const { annotations, ...metadata } = (object.metadata ?? {}) as Json & { annotations?: Record<string, string> };
-  const kept = Object.fromEntries(Object.entries(annotations ?? {}).filter(([key]) => key !== ORIGINAL_ROUTES_ANNOTATION));
-  const result = { ...object, metadata: Object.keys(kept).length > 0 ? { ...metadata, annotations: kept } : metadata };
-  return { ok: true, object: result, changed: JSON.stringify(result) !== JSON.stringify(live), found: { stable: 100, canary: 0 } };
+function parseOriginals(text: string): HttpRoute[] {
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) ? (value as HttpRoute[]) : [];
+  } catch {
+    return [];
+  }
 }
 
 /** The managed http routes' indices, or why the VirtualService does not fit the ModelCanary. */
@@ -104,7 +125,7 @@ export function managedRoutes(vs: Json, target: RouteTarget): { ok: true; indice
     if (stable.length === 0) {
       return { ok: false, problem: `${label} of VirtualService ${name} has no destination for stable (${describe(target.spec.stable)}): check spec.stable.destination` };
     }
-    const stray = destinations.find((d) => !isVersion(d, target.spec.stable, target.namespace) && !isVersion(d, target.spec.canary, target.namespace));
+    const stray = destinations.find((d) => isStray(d, target) && !isLeftover(d, destinations, target, vs));
     if (stray !== undefined) {
       return {
         ok: false,
@@ -121,6 +142,26 @@ export function currentWeights(route: HttpRoute, target: RouteTarget): RouteWeig
   const weightOf = (d: RouteDestination): number => d.weight ?? (destinations.length === 1 ? 100 : 0);
   const sum = (version: VersionTarget): number => destinations.filter((d) => isVersion(d, version, target.namespace)).reduce((s, d) => s + weightOf(d), 0);
   return { stable: sum(target.spec.stable), canary: sum(target.spec.canary) };
+}
+
+function isStray(entry: RouteDestination, target: RouteTarget): boolean {
+  return !isVersion(entry, target.spec.stable, target.namespace) && !isVersion(entry, target.spec.canary, target.namespace);
+}
+
+/** An entry that is neither version and may go: it carries no traffic, or it is the canary the controller recorded before. */
+function isLeftover(entry: RouteDestination, all: readonly RouteDestination[], target: RouteTarget, vs: Json): boolean {
+  if (!isStray(entry, target)) return false;
+  const weight = entry.weight ?? (all.length === 1 ? 100 : 0);
+  if (weight === 0) return true;
+  const previous = recordedCanary(vs);
+  if (typeof previous?.host !== 'string') return false;
+  const destination = { host: previous.host, subset: typeof previous.subset === 'string' ? previous.subset : undefined, port: typeof previous.port === 'number' ? previous.port : undefined };
+  return isVersion(entry, { version: '-', destination }, target.namespace);
+}
+
+function withoutLeftovers(route: HttpRoute, target: RouteTarget, vs: Json): HttpRoute {
+  const all = route.route ?? [];
+  return { ...route, route: all.filter((d) => !isLeftover(d, all, target, vs)) };
 }
 
 function withWeights(route: HttpRoute, target: RouteTarget, weight: number): HttpRoute {
@@ -169,13 +210,24 @@ function pinRoute(route: HttpRoute, target: RouteTarget, header: string): HttpRo
   };
 }
 
-function recordOriginals(desired: Json, live: Json, managed: number[]): void {
-  const metadata = { ...((desired.metadata ?? {}) as Json) };
-  const annotations = { ...((metadata.annotations ?? {}) as Record<string, string>) };
-  if (annotations[ORIGINAL_ROUTES_ANNOTATION] !== undefined) return;
-  const originals = managed.map((i) => httpRoutes(live)[i]);
-  annotations[ORIGINAL_ROUTES_ANNOTATION] = JSON.stringify(originals);
-  desired.metadata = { ...metadata, annotations };
+/**
+ * The managed routes as they were before the rollout, kept on the object for restore. At
+ * 'begin' they are recorded anew from the live route, without leftovers and without the
+ * canary (the route an earlier rollout ended with); 'during' records them only when missing;
+ * 'end' drops them.
+ */
+function recordOriginals(desired: Json, live: Json, target: RouteTarget, managed: number[], stage: Stage): Json {
+  if (stage === 'end') return withAnnotations(desired, { [ORIGINAL_ROUTES_ANNOTATION]: undefined });
+  if (stage === 'during' && annotationsOf(live)[ORIGINAL_ROUTES_ANNOTATION] !== undefined) return desired;
+  const originals = managed
+    .map((i) => httpRoutes(live)[i])
+    .filter((r): r is HttpRoute => r !== undefined)
+    .map((route) => {
+      const kept = withoutLeftovers(route, target, live).route ?? [];
+      const stableOnly = kept.filter((d) => !isVersion(d, target.spec.canary, target.namespace));
+      return stableOnly.length === kept.length ? { ...route, route: kept } : { ...route, route: assignWeights(stableOnly, () => false, 0) };
+    });
+  return withAnnotations(desired, { [ORIGINAL_ROUTES_ANNOTATION]: JSON.stringify(originals) });
 }
 
 function httpRoutes(vs: Json): HttpRoute[] {

@@ -43,3 +43,60 @@ export function assignWeights<T extends { weight?: number }>(entries: readonly T
     return { ...entry, weight: w };
   });
 }
+
+/** Names the ModelCanary (same namespace) that manages a route: one route, one owner. */
+export const OWNER_ANNOTATION = 'modelcanary.io/owner';
+
+/**
+ * The canary destination the controller last set weights for, as JSON. When the canary changes
+ * mid-rollout, the entry recorded here is the old canary's: its traffic goes back to stable and
+ * the entry is removed. No other destination the controller did not add is ever taken away.
+ */
+export const CANARY_BACKEND_ANNOTATION = 'modelcanary.io/canary-backend';
+
+/**
+ * Where a rollout is: 'begin' records the managed routes anew as the originals to restore (a
+ * rollout starts); 'during' keeps the recorded originals (recording them if absent); 'end'
+ * drops the originals and the canary record (the rollout is over: the route stays as it is).
+ */
+export type Stage = 'begin' | 'during' | 'end';
+
+/** What the controller wants a route to say. */
+export interface RouteIntent {
+  /** The canary's share of traffic, in percent. */
+  weight: number;
+  /** Keep the pin route (Istio: requests asking for the canary's version go to it). */
+  pin: boolean;
+  stage: Stage;
+}
+
+type Annotations = Record<string, string>;
+
+export function annotationsOf(object: Record<string, unknown>): Annotations {
+  const metadata = (object.metadata ?? {}) as Record<string, unknown>;
+  const annotations = metadata.annotations;
+  return typeof annotations === 'object' && annotations !== null ? { ...(annotations as Annotations) } : {};
+}
+
+/** The object with its annotations replaced: undefined values removed, no empty map left behind. */
+export function withAnnotations(object: Record<string, unknown>, changes: Record<string, string | undefined>): Record<string, unknown> {
+  const annotations = annotationsOf(object);
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === undefined) Reflect.deleteProperty(annotations, key);
+    else annotations[key] = value;
+  }
+  const { annotations: _old, ...metadata } = (object.metadata ?? {}) as Record<string, unknown>;
+  return { ...object, metadata: Object.keys(annotations).length > 0 ? { ...metadata, annotations } : metadata };
+}
+
+/** The recorded previous canary, or undefined when none was recorded or the record is not ours to read. */
+export function recordedCanary(object: Record<string, unknown>): { host?: unknown; subset?: unknown; port?: unknown; name?: unknown } | undefined {
+  const text = annotationsOf(object)[CANARY_BACKEND_ANNOTATION];
+  if (text === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
