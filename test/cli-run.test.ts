@@ -4,6 +4,9 @@ import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { runController } from '../src/cli/run.ts';
 import { sandboxHarness, type SandboxHarness } from './helpers/sandbox.ts';
 import { modelcanary } from './helpers/cli.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 
 let harness: SandboxHarness;
 before(async () => {
@@ -64,6 +67,36 @@ test('modelcanary run serves /healthz, /readyz and /metrics, handles ModelCanari
   abort.abort();
   assert.equal(await running, 0);
   await assert.rejects(fetch(`http://${address}/healthz`));
+});
+
+test('modelcanary run against an API server it cannot reach is not ready, and says what to check', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'modelcanary-blind-')), 'kubeconfig');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'gone', cluster: { server: 'http://127.0.0.1:1', 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'u', user: { token: 't' } }],
+      contexts: [{ name: 'c', context: { cluster: 'gone', user: 'u' } }],
+      'current-context': 'c',
+    }),
+  );
+  let logs = '';
+  const abort = new AbortController();
+  const io = { stdout: { write: () => true }, stderr: { write: (t: string) => (logs += t) }, stdin: process.stdin, cwd: process.cwd() };
+  const running = runController(['--kubeconfig', file, '--metrics-addr', '127.0.0.1:0', '--namespace', 'ml-serving'], io, abort.signal, {});
+  for (let i = 0; !logs.includes('cannot list or watch ModelCanaries'); i++) {
+    assert.ok(i < 200, `no warning in ${logs}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const address = /"metrics":"([\d.]+:\d+)"/.exec(logs)?.[1] ?? '';
+  assert.equal((await fetch(`http://${address}/healthz`)).status, 200, 'alive');
+  const ready = await fetch(`http://${address}/readyz`);
+  assert.equal(ready.status, 503, 'not ready: it has listed nothing');
+  assert.match(logs, /"hint":"is the API server address in the kubeconfig reachable from here\?"/);
+  abort.abort();
+  assert.equal(await running, 0);
 });
 
 test('modelcanary run refuses a bad flag with the fix', async () => {

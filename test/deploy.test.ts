@@ -88,6 +88,7 @@ test('RBAC grants only named verbs on the resources the controller uses', { skip
     'modelcanary.io/modelcanaries/finalizers: update',
     'modelcanary.io/modelcanaries/status: get,update,patch',
     'modelcanary.io/modelcanaries: get,list,watch,update,patch',
+    'networking.istio.io/destinationrules: get,list',
     'networking.istio.io/virtualservices: get,list,watch,update,patch',
   ]);
   const leases = roles.find((r) => r.kind === 'Role');

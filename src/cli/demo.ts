@@ -43,6 +43,7 @@ Exit status: 0 when both rollouts end as expected, 1 when not (or interrupted), 
 
 const NAMESPACE = 'ml-serving';
 const MANIFESTS = new URL('../../examples/demo/', import.meta.url);
+// Failed is not an end (a held rollout resumes once fixed), but the demo stops there: nothing will fix it.
 const TERMINAL = new Set(['Succeeded', 'RolledBack', 'Failed']);
 
 /** What each demo ModelCanary is for, and what the demo does to its models. */

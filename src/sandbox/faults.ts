@@ -20,6 +20,12 @@ export interface Faults {
    * so a test can seed it): the steady background of conflicts a busy cluster produces.
    */
   failShareOfWrites(share: number, code: 409 | 500, random: () => number): void;
+  /**
+   * The next `count` events of `kind` (such as ModelCanary) reach no watch, while the write
+   * itself succeeds: an event lost for good, as after a bug or a partition that the client's
+   * resourceVersion bookkeeping did not notice. Only a re-list finds the change.
+   */
+  loseWatchEvents(kind: string, count: number): void;
   /** Delays every response by `ms` milliseconds; 0 removes the delay. */
   setLatency(ms: number): void;
   /**
@@ -38,7 +44,7 @@ export interface FaultState {
   takeWriteFailure(): 409 | 500 | undefined;
 }
 
-export function createFaults(hooks: { dropWatches: (how: WatchDrop) => number; compact: () => void }): Faults & FaultState {
+export function createFaults(hooks: { dropWatches: (how: WatchDrop) => number; compact: () => void; loseWatchEvents: (kind: string, count: number) => void }): Faults & FaultState {
   let latency = 0;
   let failures: { remaining: number; code: 409 | 500 } = { remaining: 0, code: 500 };
   let shared: { share: number; code: 409 | 500; random: () => number } | undefined;
@@ -61,6 +67,9 @@ export function createFaults(hooks: { dropWatches: (how: WatchDrop) => number; c
     },
     failShareOfWrites: (share, code, random) => {
       shared = { share: Math.min(1, Math.max(0, share)), code, random };
+    },
+    loseWatchEvents: (kind, count) => {
+      hooks.loseWatchEvents(kind, count);
     },
     setLatency: (ms) => {
       latency = Math.max(0, ms);

@@ -54,7 +54,15 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const cluster = new Cluster(store, registry, now);
   cluster.bootstrap(options.namespaces ?? [], options.crds ?? defaultCrds());
   const watches = new Watches(store, options.bookmarkIntervalMs ?? 60_000);
-  const faults = createFaults({ dropWatches: (how) => watches.dropAll(how), compact: () => { store.compact(); } });
+  const faults = createFaults({
+    dropWatches: (how) => watches.dropAll(how),
+    compact: () => {
+      store.compact();
+    },
+    loseWatchEvents: (kind, count) => {
+      watches.loseNext(kind, count);
+    },
+  });
 
   const server = createServer(createHandler({ cluster, watches, faults, now }));
   // Longer than client keep-alive timeouts, so that the server never closes a connection a

@@ -37,8 +37,23 @@ export class Watches {
     this.bookmarkIntervalMs = bookmarkIntervalMs;
   }
 
+  /** Live events still to lose, per kind (a fault: see Faults.loseWatchEvents). */
+  private readonly losing = new Map<string, number>();
+
   count(): number {
     return this.open.size;
+  }
+
+  /** The next `count` live events of `kind` reach no watch, as if lost between server and client. */
+  loseNext(kind: string, count: number): void {
+    this.losing.set(kind, Math.max(0, Math.trunc(count)));
+  }
+
+  private lose(kind: string): boolean {
+    const left = this.losing.get(kind) ?? 0;
+    if (left <= 0) return false;
+    this.losing.set(kind, left - 1);
+    return true;
   }
 
   /** Ends every open watch; returns how many there were. */
@@ -94,7 +109,9 @@ export class Watches {
         cleanup();
       },
     };
-    const unsubscribe = this.store.subscribe(storage, deliver, () => {
+    const unsubscribe = this.store.subscribe(storage, (event) => {
+      if (!this.lose(request.target.type.kind)) deliver(event);
+    }, () => {
       watch.end('close');
     });
     const cleanup = (): void => {
