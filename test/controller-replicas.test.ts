@@ -10,7 +10,7 @@ import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { FakePrometheus } from './helpers/fake-prometheus.ts';
 import { meshFor, modelCanary } from './helpers/fakes.ts';
 import { ROOT } from './helpers/manifests.ts';
-import { sandboxHarness, type SandboxHarness } from './helpers/sandbox.ts';
+import { sandboxHarness, until, weightHistory, type SandboxHarness } from './helpers/sandbox.ts';
 
 type Json = Record<string, any>;
 
@@ -53,26 +53,7 @@ function replica(name: string): ChildProcess {
   return child;
 }
 
-async function until<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (accept(value)) return value;
-    assert.ok(Date.now() < deadline, `${what}: still ${JSON.stringify(value).slice(0, 300)} after ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
-async function weightHistory(name: string, fromResourceVersion: string): Promise<number[]> {
-  const server = harness.kubeConfig.getCurrentCluster()?.server ?? '';
-  const url = `${server}/apis/modelcanary.io/v1alpha1/namespaces/${NS}/modelcanaries?watch=1&resourceVersion=${fromResourceVersion}&fieldSelector=metadata.name%3D${name}&timeoutSeconds=1`;
-  const weights: number[] = [];
-  for (const line of (await (await fetch(url)).text()).split('\n').filter((l) => l.trim() !== '')) {
-    const weight = (JSON.parse(line) as { object: Json }).object.status?.canaryWeight as number | undefined;
-    if (weight !== undefined && weights.at(-1) !== weight) weights.push(weight);
-  }
-  return weights;
-}
 
 test('the leader killed mid-check: the other replica takes over and every rollout ends right, never a step back or skipped', async () => {
   const api = harness.kubeConfig.makeApiClient(CustomObjectsApi);
@@ -105,11 +86,11 @@ test('the leader killed mid-check: the other replica takes over and every rollou
   await until('the other replica takes the Lease', holder, (h) => h === other, 40_000);
   const handover = (Date.now() - killedAt) / 1000;
 
-  await until('handover-good succeeds', () => status('handover-good'), (s) => s.phase === 'Succeeded');
-  await until('handover-bad rolls back', () => status('handover-bad'), (s) => s.phase === 'RolledBack');
+  await until('handover-good succeeds', () => status('handover-good'), (s) => s.phase === 'Succeeded', 60_000);
+  await until('handover-bad rolls back', () => status('handover-bad'), (s) => s.phase === 'RolledBack', 60_000);
   prometheus.latencyMs = 0;
-  assert.deepEqual(await weightHistory('handover-good', from.get('handover-good') ?? ''), steps);
-  const bad = await weightHistory('handover-bad', from.get('handover-bad') ?? '');
+  assert.deepEqual(await weightHistory(harness, NS, 'handover-good', from.get('handover-good') ?? ''), steps);
+  const bad = await weightHistory(harness, NS, 'handover-bad', from.get('handover-bad') ?? '');
   assert.equal(bad.at(-1), 0, `handover-bad went ${bad.join(' → ')}`);
   assert.deepEqual(bad.slice(0, -1), steps.slice(0, bad.length - 1), `handover-bad went ${bad.join(' → ')}`);
   assert.ok(handover < 40, `handover took ${handover} s`);

@@ -15,7 +15,7 @@ import { PrometheusMetricsProvider } from '../src/metrics/prometheus-provider.ts
 import { seeded } from '../src/analysis/random.ts';
 import { FakePrometheus } from './helpers/fake-prometheus.ts';
 import { meshFor, modelCanary } from './helpers/fakes.ts';
-import { sandboxHarness, type SandboxHarness } from './helpers/sandbox.ts';
+import { sandboxHarness, until, weightHistory, type SandboxHarness } from './helpers/sandbox.ts';
 
 type Json = Record<string, any>;
 
@@ -82,29 +82,7 @@ async function status(name: string): Promise<Json> {
   return ((await api.getNamespacedCustomObject({ ...MCAN, name })) as Json).status ?? {};
 }
 
-async function until<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (accept(value)) return value;
-    assert.ok(Date.now() < deadline, `${what}: still ${JSON.stringify(value).slice(0, 400)} after ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
-/** Every canary weight the ModelCanary's status held, in order, from the API server's own history of the object. */
-async function weightHistory(name: string, fromResourceVersion: string): Promise<number[]> {
-  const server = harness.kubeConfig.getCurrentCluster()?.server ?? '';
-  const url = `${server}/apis/modelcanary.io/v1alpha1/namespaces/${NS}/modelcanaries?watch=1&resourceVersion=${fromResourceVersion}&fieldSelector=metadata.name%3D${name}&timeoutSeconds=1`;
-  const text = await (await fetch(url)).text();
-  const weights: number[] = [];
-  for (const line of text.split('\n').filter((l) => l.trim() !== '')) {
-    const event = JSON.parse(line) as { type: string; object: Json };
-    const weight = event.object.status?.canaryWeight as number | undefined;
-    if (weight !== undefined && weights.at(-1) !== weight) weights.push(weight);
-  }
-  return weights;
-}
 
 test('a ModelCanary whose watch event was lost for good is found by the resync', async () => {
   const { controller: c } = controller({ resyncMs: 1000 });
@@ -170,9 +148,9 @@ test('with 409s, dropped watches and a slow, flapping Prometheus, rollouts end r
     prometheus.latencyMs = 0;
     await c.stop();
   }
-  const good = await weightHistory('chaos-good', from.good);
+  const good = await weightHistory(harness, NS, 'chaos-good', from.good);
   assert.deepEqual(good, [10, 30, 60, 100], `chaos-good went ${good.join(' → ')}`);
-  const bad = await weightHistory('chaos-bad', from.bad);
+  const bad = await weightHistory(harness, NS, 'chaos-bad', from.bad);
   assert.equal(bad.at(-1), 0);
   const forward = bad.slice(0, -1);
   assert.deepEqual(forward, [10, 30, 60, 100].slice(0, forward.length), `chaos-bad went ${bad.join(' → ')}`);

@@ -11,7 +11,7 @@ import { fromBucketCounts, ISTIO_BUCKETS_MS } from '../src/analysis/histogram.ts
 import { Controller } from '../src/controller/controller.ts';
 import { KubeObjectStore } from '../src/controller/kube-store.ts';
 import { KubeCanaryClient, KubeEventRecorder } from '../src/controller/kube-canaries.ts';
-import { sandboxHarness, type SandboxHarness } from './helpers/sandbox.ts';
+import { sandboxHarness, until as poll, type SandboxHarness } from './helpers/sandbox.ts';
 import { seeded } from '../src/analysis/random.ts';
 
 type Json = Record<string, any>;
@@ -138,14 +138,13 @@ async function status(name: string): Promise<Json> {
 }
 
 /** Polls until `accept` holds, bounded; no timing assert. */
-async function until<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (accept(value)) return value;
-    assert.ok(Date.now() < deadline, `${what}: still ${JSON.stringify(value)} after ${ms} ms (errors: ${errors.join('; ')})`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+function until<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, ms = 30_000): Promise<T> {
+  return poll(what, read, accept, ms, () => `(errors: ${errors.join('; ')})`);
+}
+
+/** The route follows the status within a pass (status is written first): wait for it, bounded. */
+async function routeSettles(name: string, expected: number[]): Promise<void> {
+  await until(`${name}: the route follows the status`, () => weights(name), (w) => JSON.stringify(w) === JSON.stringify(expected), 10_000);
 }
 
 async function reasons(name: string): Promise<string[]> {
@@ -167,14 +166,14 @@ test('a healthy canary goes 10 → 30 → 100 and ends Succeeded; a bad one ends
       seen.add(String(s.canaryWeight));
       return s;
     }, (s) => s.phase === 'Succeeded');
-    assert.deepEqual(await weights('good-model'), [0, 100]);
+    await routeSettles('good-model', [0, 100]);
     assert.ok(seen.has('30'), `weights seen: ${[...seen].join(', ')}`);
     assert.equal(good.canaryWeight, 100);
     assert.equal(good.conditions.find((x: Json) => x.type === 'Promoted')?.status, 'True');
     assert.match(good.lastAnalysis.reason, /all checks passed at 30 %: promoting/);
 
     const bad = await until('bad-model rolls back', () => status('bad-model'), (s) => s.phase === 'RolledBack');
-    assert.deepEqual(await weights('bad-model'), [100, 0]);
+    await routeSettles('bad-model', [100, 0]);
     assert.match(bad.message, /error-rate: .*canary 5xx ratio 20\.0 % is above max 1\.00 %/);
     assert.deepEqual(new Set(await reasons('good-model')), new Set(['RolloutStarted', 'StepAdvanced', 'Promoted']));
     assert.ok((await reasons('bad-model')).includes('RolledBack'));
@@ -240,7 +239,7 @@ test('a status the API server would refuse is never written: the route stays, th
 
     provider.impossible.delete('wedged');
     await until('wedged promotes once the counts are sane', () => status('wedged'), (s) => s.phase === 'Succeeded');
-    assert.deepEqual(await weights('wedged'), [0, 100]);
+    await routeSettles('wedged', [0, 100]);
   } finally {
     await c.stop();
   }
@@ -255,7 +254,7 @@ test('between checks the sequential test rolls a bad canary back without waiting
     await createPair('watched-good', { interval: '5m', watchInterval: '1s' });
     await createPair('watched-bad', { interval: '5m', watchInterval: '1s' });
     const bad = await until('watched-bad rolls back', () => status('watched-bad'), (s) => s.phase === 'RolledBack');
-    assert.deepEqual(await weights('watched-bad'), [100, 0]);
+    await routeSettles('watched-bad', [100, 0]);
     assert.match(bad.lastAnalysis.reason, /rolled back at once: error-rate: the sequential test finds the canary's 5xx rate above stable's/);
     assert.ok((await reasons('watched-bad')).includes('RolledBack'));
 
@@ -304,8 +303,8 @@ test('with writes failing with 409 and watches dropped every few seconds, rollou
     harness.sandbox.faults.reset();
     await c.stop();
   }
-  assert.deepEqual(await weights('chaos-good'), [0, 100]);
-  assert.deepEqual(await weights('chaos-bad'), [100, 0]);
+  await routeSettles('chaos-good', [0, 100]);
+  await routeSettles('chaos-bad', [100, 0]);
   assert.ok(redecided > 0, 'conflicts were injected, and the passes that lost them decided again');
 });
 

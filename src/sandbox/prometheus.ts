@@ -22,12 +22,12 @@
 //   `--scrape.discovery-reload-interval`, which 2.42 raises to at least 5 s. There is no way
 //   to shorten it, so tests that need scraped data poll with a bounded wait of ~30 s.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, rmSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { stringify } from 'yaml';
+import { describeExit, freeLoopbackPort, killAtExit, killWatchdog, spareAtExit, startWatchdog, whenExited, type Exit, type Leftovers } from './cleanup.ts';
 
 function onPath(command: string, searchPath: string): boolean {
   for (const dir of searchPath.split(delimiter)) {
@@ -68,12 +68,6 @@ export interface RunningPrometheus {
   stop(): Promise<void>;
 }
 
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  error?: Error;
-}
-
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 3_000;
 const OUTPUT_KEPT_CHARS = 16_000;
@@ -91,11 +85,6 @@ function run(command: string, args: string[]): Promise<{ exit: Exit; output: str
       resolve({ exit: { code, signal }, output });
     });
   });
-}
-
-function describeExit(exit: Exit): string {
-  if (exit.error !== undefined) return exit.error.message;
-  return exit.signal === null ? `exit code ${exit.code}` : `signal ${exit.signal}`;
 }
 
 /** Sample lines of OpenMetrics text: everything but blank lines and `#` comments. */
@@ -140,32 +129,12 @@ export async function backfill(openMetrics: string, dataDir: string): Promise<vo
   }
 }
 
-async function freeLoopbackPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no TCP port from the loopback listener');
-  return address.port;
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-// Everything started and not yet stopped, so that nothing outlives the test process even when
-// a test forgets stop() or fails before reaching it.
-interface Live {
-  child: ChildProcess;
-  watchdog: ChildProcess;
-  dir: string;
-}
-const live = new Set<Live>();
-let exitHooksInstalled = false;
-
+// Through the ChildProcess rather than cleanup.ts's pid: once Prometheus has exited, a reused pid
+// is left alone.
 function killQuietly(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.exitCode !== null || child.signalCode !== null) return;
   try {
@@ -173,61 +142,6 @@ function killQuietly(child: ChildProcess, signal: NodeJS.Signals): void {
   } catch {
     // already gone
   }
-}
-
-function killWatchdog(watchdog: ChildProcess): void {
-  // Its own process group, so that its `sleep` goes with it.
-  if (watchdog.pid === undefined || watchdog.exitCode !== null || watchdog.signalCode !== null) return;
-  try {
-    process.kill(-watchdog.pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-function killAllNow(): void {
-  for (const entry of live) {
-    killQuietly(entry.child, 'SIGKILL');
-    try {
-      rmSync(entry.dir, { recursive: true, force: true });
-    } catch {
-      // the watchdog retries once this process is gone
-    }
-  }
-}
-
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  // Only synchronous work is possible here. The watchdogs stay: they remove whatever a dying
-  // Prometheus was still writing when rmSync ran.
-  process.once('exit', killAllNow);
-  // A node:test file process has no signal handlers of its own, so SIGINT or SIGTERM (the
-  // runner interrupted) would end it without 'exit'. Clean up, then die of the signal as if
-  // nobody had listened, unless someone else handles it (the demo does). Prepended, so that it
-  // runs before the other listeners and still sees them: a `once` listener that ran first is
-  // already gone when the next one is called.
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.prependOnceListener(signal, () => {
-      killAllNow();
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    });
-  }
-}
-
-/**
- * A shell that kills Prometheus and removes its files once this Node process is gone. It
- * covers what no 'exit' handler can: the test process being killed with SIGKILL, e.g. by a CI
- * timeout.
- */
-function startWatchdog(prometheusPid: number, dir: string): ChildProcess {
-  const script = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -KILL "$2" 2>/dev/null; rm -rf "$3"';
-  const watchdog = spawn('sh', ['-c', script, 'modelcanary-prometheus-watchdog', String(process.pid), String(prometheusPid), dir], {
-    stdio: 'ignore',
-    detached: true,
-  });
-  watchdog.unref();
-  return watchdog;
 }
 
 async function isReady(url: string): Promise<boolean> {
@@ -270,23 +184,19 @@ async function launch(configFile: string, dataDir: string, dir: string): Promise
   await log.close();
   child.unref();
   const output = async (): Promise<string> => (await readFile(logFile, 'utf8').catch(() => '')).slice(-OUTPUT_KEPT_CHARS);
-  const exited = new Promise<Exit>((resolve) => {
-    child.once('error', (error) => {
-      resolve({ code: null, signal: null, error });
-    });
-    child.once('exit', (code, signal) => {
-      resolve({ code, signal });
-    });
-  });
+  const exited = whenExited(child);
   if (child.pid === undefined) {
     throw new PrometheusStartError(`prometheus did not start: ${describeExit(await exited)}`, await output());
   }
 
-  const entry: Live = { child, watchdog: startWatchdog(child.pid, dir), dir };
-  live.add(entry);
+  const watchdog = startWatchdog('modelcanary-prometheus-watchdog', [child.pid], dir);
+  const leftovers: Leftovers = { pids: [child.pid], dir };
+  killAtExit(leftovers);
   void exited.then(() => {
-    // A Prometheus that died by itself must not leave a watchdog that later kills a reused pid.
-    killWatchdog(entry.watchdog);
+    // A Prometheus that died by itself must not leave a watchdog or an exit hook that later
+    // kills a reused pid; its folder is still removed at exit.
+    killWatchdog(watchdog);
+    leftovers.pids = [];
   });
 
   let stopping: Promise<void> | undefined;
@@ -298,8 +208,8 @@ async function launch(configFile: string, dataDir: string, dir: string): Promise
       }, STOP_GRACE_MS);
       await exited;
       clearTimeout(grace);
-      killWatchdog(entry.watchdog);
-      live.delete(entry);
+      killWatchdog(watchdog);
+      spareAtExit(leftovers);
       await rm(dir, { recursive: true, force: true });
     })();
     return stopping;
@@ -311,7 +221,7 @@ async function launch(configFile: string, dataDir: string, dir: string): Promise
     const ready = await Promise.race([isReady(url), exited]);
     if (ready === true) return { url, dataDir, stop };
     if (ready !== false) {
-      live.delete(entry);
+      spareAtExit(leftovers);
       throw new PrometheusStartError(`prometheus exited before it was ready (${describeExit(ready)})`, await output());
     }
     if (Date.now() > deadline) {
@@ -346,7 +256,6 @@ export async function startPrometheus(options: PrometheusOptions = {}): Promise<
     };
     await writeFile(configFile, stringify(config));
 
-    installExitHooks();
     // The port is free when chosen but may be taken before Prometheus binds it; try again then.
     for (let attempt = 1; ; attempt++) {
       try {

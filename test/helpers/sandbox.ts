@@ -65,3 +65,30 @@ export function statusOf(error: unknown): { code: number; reason?: string; messa
   const body = typeof e.body === 'string' ? (JSON.parse(e.body) as Record<string, any>) : ((e.body ?? {}) as Record<string, any>);
   return { code: e.code ?? 0, ...body };
 }
+
+/** Polls `read` until `accept` holds; fails after `ms` with the last value and `context()` (no timing assert). */
+export async function until<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, ms = 30_000, context: () => string = () => ''): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (accept(value)) return value;
+    if (Date.now() >= deadline) throw new Error(`${what}: still ${JSON.stringify(value).slice(0, 400)} after ${ms} ms ${context()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Every canary weight a ModelCanary's status held, in order, read from the API server's own
+ * history of the object (a watch from `fromResourceVersion`): polling could miss a step.
+ */
+export async function weightHistory(harness: SandboxHarness, namespace: string, name: string, fromResourceVersion: string): Promise<number[]> {
+  const server = harness.kubeConfig.getCurrentCluster()?.server ?? '';
+  const url = `${server}/apis/modelcanary.io/v1alpha1/namespaces/${namespace}/modelcanaries?watch=1&resourceVersion=${fromResourceVersion}&fieldSelector=metadata.name%3D${name}&timeoutSeconds=1`;
+  const weights: number[] = [];
+  for (const line of (await (await fetch(url)).text()).split('\n').filter((l) => l.trim() !== '')) {
+    const event = JSON.parse(line) as { object: { status?: { canaryWeight?: number } } };
+    const weight = event.object.status?.canaryWeight;
+    if (weight !== undefined && weights.at(-1) !== weight) weights.push(weight);
+  }
+  return weights;
+}

@@ -18,16 +18,16 @@
 // - A CRD serves its resources only once its Established condition is True.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { generateKeyPair, randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
+import { describeExit, freeLoopbackPort, killAtExit, killQuietly, killWatchdog, spareAtExit, startWatchdog, whenExited, type Exit, type Leftovers } from '../../src/sandbox/cleanup.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..', '..');
@@ -117,31 +117,8 @@ export interface Envtest {
 
 // ── Small helpers ──────────────────────────────────────────────────────────────────────
 
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  error?: Error;
-}
-
-function describeExit(exit: Exit): string {
-  if (exit.error !== undefined) return exit.error.message;
-  return exit.signal === null ? `exit code ${exit.code}` : `signal ${exit.signal}`;
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function freeLoopbackPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no TCP port from the loopback listener');
-  return address.port;
 }
 
 function run(command: string, args: string[], cwd: string, timeoutMs: number): Promise<void> {
@@ -271,24 +248,7 @@ async function startProcess(binary: string, args: string[], logFile: string, det
   const child = spawn(binary, args, { stdio: ['ignore', log.fd, log.fd], detached });
   await log.close();
   child.unref();
-  const exited = new Promise<Exit>((resolve) => {
-    child.once('error', (error) => {
-      resolve({ code: null, signal: null, error });
-    });
-    child.once('exit', (code, signal) => {
-      resolve({ code, signal });
-    });
-  });
-  return { child, exited, logFile };
-}
-
-function killQuietly(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
+  return { child, exited: whenExited(child), logFile };
 }
 
 function alive(pid: number): boolean {
@@ -310,53 +270,10 @@ async function terminate(pids: number[]): Promise<void> {
   while (pids.some(alive) && Date.now() < gone) await sleep(50);
 }
 
-// Everything started in-process and not yet stopped, so that nothing outlives the test process
-// even when a test forgets stop() or fails before reaching it.
-interface Live {
-  pids: number[];
+// Tracked in cleanup.ts while started in-process and not yet stopped; the watchdog is replaced
+// as each process starts.
+interface Live extends Leftovers {
   watchdog: ChildProcess | undefined;
-  dir: string;
-}
-const live = new Set<Live>();
-let exitHooksInstalled = false;
-
-function killAllNow(): void {
-  for (const entry of live) {
-    for (const pid of entry.pids) killQuietly(pid, 'SIGKILL');
-    try {
-      rmSync(entry.dir, { recursive: true, force: true });
-    } catch {
-      // the watchdog retries once this process is gone
-    }
-  }
-}
-
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.once('exit', killAllNow);
-  // A node:test file process has no signal handlers of its own: clean up, then die of the
-  // signal as if nobody had listened, unless someone else handles it.
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.prependOnceListener(signal, () => {
-      killAllNow();
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    });
-  }
-}
-
-/** A shell that kills the processes and removes dir once this Node process is gone, even by SIGKILL. */
-function startWatchdog(pids: number[], dir: string): ChildProcess {
-  const script = 'p=$1; d=$2; shift 2; while kill -0 "$p" 2>/dev/null; do sleep 1; done; kill -KILL "$@" 2>/dev/null; rm -rf "$d"';
-  const watchdog = spawn('sh', ['-c', script, 'modelcanary-envtest-watchdog', String(process.pid), dir, ...pids.map(String)], { stdio: 'ignore', detached: true });
-  watchdog.unref();
-  return watchdog;
-}
-
-function killWatchdog(watchdog: ChildProcess | undefined): void {
-  // Its own process group, so that its `sleep` goes with it.
-  if (watchdog?.pid === undefined || watchdog.exitCode !== null || watchdog.signalCode !== null) return;
-  killQuietly(-watchdog.pid, 'SIGKILL');
 }
 
 class StartError extends Error {
@@ -484,11 +401,11 @@ async function launch(binDir: string, dir: string, pki: Pki, token: string, opti
   // Tracked and watched while starting even when detached, so that an interrupted or killed
   // CLI leaves no orphans; a detached envtest is let go once it is ready.
   const entry: Live = { pids: [], watchdog: undefined, dir };
-  live.add(entry);
+  killAtExit(entry);
   const track = (): void => {
     entry.pids = processes.flatMap((p) => (p.child.pid === undefined ? [] : [p.child.pid]));
     killWatchdog(entry.watchdog);
-    entry.watchdog = startWatchdog(entry.pids, dir);
+    entry.watchdog = startWatchdog('modelcanary-envtest-watchdog', entry.pids, dir);
   };
   track();
 
@@ -497,7 +414,7 @@ async function launch(binDir: string, dir: string, pki: Pki, token: string, opti
     stopping ??= (async () => {
       await terminate(entry.pids);
       killWatchdog(entry.watchdog);
-      live.delete(entry);
+      spareAtExit(entry);
       await rm(dir, { recursive: true, force: true });
     })();
     return stopping;
@@ -550,7 +467,7 @@ async function launch(binDir: string, dir: string, pki: Pki, token: string, opti
     kubeConfig.loadFromFile(kubeconfigFile);
     if (options.detached) {
       killWatchdog(entry.watchdog);
-      live.delete(entry);
+      spareAtExit(entry);
     }
     return {
       dir,
@@ -570,7 +487,7 @@ async function launch(binDir: string, dir: string, pki: Pki, token: string, opti
   } catch (error) {
     await terminate(entry.pids);
     killWatchdog(entry.watchdog);
-    live.delete(entry);
+    spareAtExit(entry);
     throw error;
   }
 }
@@ -585,7 +502,6 @@ export async function startEnvtest(options: EnvtestOptions = {}): Promise<Envtes
   const missing = envtestMissing(binDir);
   if (missing !== undefined) throw new Error(missing);
   const resolved = { detached: options.detached ?? false, installCrds: options.installCrds ?? true, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS };
-  installExitHooks();
 
   const dir = await mkdtemp(join(tmpdir(), 'modelcanary-envtest-'));
   try {
