@@ -100,7 +100,7 @@ test('defaults fill what a manifest leaves out', () => {
   assert.equal(analysis.failureThreshold, 3);
   assert.equal(analysis.minRequests, 100);
   assert.equal(suspend, false);
-  assert.equal(metricsProvider?.prometheus.timeout, 10_000);
+  assert.equal(metricsProvider?.prometheus?.timeout, 10_000);
 });
 
 test('durations are parsed to milliseconds', () => {

@@ -44,7 +44,7 @@ function rendered(): Json[] {
 
 test('kubectl kustomize deploy/ renders objects that are valid for Kubernetes', { skip: kubectlMissing() }, () => {
   const objects = rendered();
-  assert.deepEqual(objects.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+  assert.deepEqual(objects.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount']);
   for (const object of objects) {
     const Model = MODELS[object.kind];
     assert.ok(Model !== undefined, object.kind);
@@ -91,6 +91,17 @@ test('RBAC grants only named verbs on the resources the controller uses', { skip
     'networking.istio.io/destinationrules: get,list',
     'networking.istio.io/virtualservices: get,list,watch,update,patch',
   ]);
-  const leases = roles.find((r) => r.kind === 'Role');
+  const leases = roles.find((r) => r.kind === 'Role' && r.metadata.name === 'modelcanary-leader-election');
   assert.equal(leases?.metadata.namespace, 'modelcanary-system', 'leases only in the controller namespace');
+});
+
+test('no Secret outside the controller\'s namespace is readable by default; tenant credentials are an opt-in per namespace', { skip: kubectlMissing() }, () => {
+  const objects = rendered();
+  const readsSecrets = (role: Json): boolean => (role.rules as Json[]).some((rule) => (rule.resources as string[]).includes('secrets'));
+  const clusterWide = objects.filter((o) => o.kind === 'ClusterRole' && readsSecrets(o));
+  assert.deepEqual(clusterWide.map((o) => o.metadata.name), [], 'no ClusterRole of the default install reads Secrets');
+  const secretRoles = objects.filter((o) => o.kind === 'Role' && readsSecrets(o));
+  assert.deepEqual(secretRoles.map((o) => `${o.metadata.namespace}/${o.metadata.name}`), ['modelcanary-system/modelcanary-credentials']);
+  const bindings = objects.filter((o) => o.kind === 'ClusterRoleBinding');
+  for (const binding of bindings) assert.notEqual(binding.roleRef.name, 'modelcanary-tenant-credentials', 'the opt-in is never bound cluster-wide by the install');
 });

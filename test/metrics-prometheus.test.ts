@@ -219,10 +219,11 @@ async function fakeServer(answer: (path: string, hits: number) => { status: numb
 const noSleep = (): Promise<void> => Promise.resolve();
 const vector = JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: {}, value: [T0, '7'] }] } });
 
-test('an HTML page or garbage JSON is an error that says what came back', async () => {
-  const html = await fakeServer(() => ({ status: 200, type: 'text/html', body: '<html><body>Sign in to continue</body></html>' }));
+test('an HTML page or garbage JSON is an error that says what came back, never what it said', async () => {
+  const html = await fakeServer(() => ({ status: 200, type: 'text/html; charset=utf-8', body: '<html><body>internal-stats: db_password=hunter2</body></html>' }));
   const page = await new PrometheusClient({ address: html.url, sleep: noSleep }).query('up', AT);
-  assert.ok(page.kind === 'error' && page.message.includes('answered HTTP 200 with text/html, not the Prometheus API: "<html><body>Sign in'), JSON.stringify(page));
+  assert.ok(page.kind === 'error' && page.message.endsWith('answered HTTP 200 with text/html, not the Prometheus API'), JSON.stringify(page));
+  assert.ok(!JSON.stringify(page).includes('hunter2'), 'the body of an answer that is not Prometheus is not echoed');
   const garbage = await fakeServer(() => ({ status: 200, type: 'application/json', body: '{"data": 42}' }));
   const odd = await new PrometheusClient({ address: garbage.url, sleep: noSleep }).query('up', AT);
   assert.ok(odd.kind === 'error' && odd.message.includes('JSON that is not a Prometheus query result'), JSON.stringify(odd));

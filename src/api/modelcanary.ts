@@ -417,7 +417,10 @@ export const PrometheusProvider = annotate(
       z
         .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL, such as http://prometheus.istio-system:9090' })
         .max(2048),
-      { description: 'Base URL of the Prometheus HTTP API (or Thanos, Mimir, Cortex), such as http://prometheus.istio-system:9090.' },
+      {
+        description:
+          'Base URL of the Prometheus HTTP API (or Thanos, Mimir, Cortex), such as http://prometheus.istio-system:9090. The controller queries only addresses its operator allowed (see docs/security.md); any other is refused with a condition.',
+      },
     ),
     headers: labelMap(
       z.string().regex(HTTP_HEADER_NAME, 'must be an HTTP header name'),
@@ -426,7 +429,8 @@ export const PrometheusProvider = annotate(
       'Extra HTTP headers sent with every query, such as X-Scope-OrgID for Mimir, Thanos or Cortex.',
     ).optional(),
     secretRef: annotate(z.strictObject({ name: objectName('Name of the Secret, in the ModelCanary\'s namespace.') }), {
-      description: 'A Secret holding credentials: key "token" (sent as a bearer token) or keys "username" and "password" (basic auth).',
+      description:
+        'A Secret holding credentials: key "token" (sent as a bearer token) or keys "username" and "password" (basic auth). The controller reads it only if it is labelled modelcanary.io/credentials=true, and sends it only to an allowed address.',
     }).optional(),
     timeout: duration('Time allowed for one query.', '100ms', '5m').prefault('10s'),
   }),
@@ -434,9 +438,15 @@ export const PrometheusProvider = annotate(
     description: 'A Prometheus-compatible server.',
     rules: [
       rule<{ address: string }>(
-        "!self.address.matches('^https?://[^/]*@')",
+        "!self.address.lowerAscii().matches('^https?://[^/]*@')",
         'must not hold credentials: put them in a Secret and set secretRef',
-        (p) => !/^https?:\/\/[^/]*@/.test(p.address),
+        (p) => !/^https?:\/\/[^/]*@/i.test(p.address),
+        ['address'],
+      ),
+      rule<{ address: string }>(
+        "!self.address.contains('?') && !self.address.contains('#')",
+        'must be a base URL without a query (?) or fragment (#): the controller adds the API path itself',
+        (p) => !p.address.includes('?') && !p.address.includes('#'),
         ['address'],
       ),
     ],
@@ -444,9 +454,22 @@ export const PrometheusProvider = annotate(
 );
 export type PrometheusProvider = z.output<typeof PrometheusProvider>;
 
-export const MetricsProvider = annotate(z.strictObject({ prometheus: PrometheusProvider }), {
-  description: "Where metrics are read. Default: the controller's --prometheus address.",
-});
+export const MetricsProvider = annotate(
+  z.strictObject({
+    name: dnsLabel('A metrics provider the operator named (modelcanary run --metrics-provider NAME=URL), with its address and credentials.').optional(),
+    prometheus: PrometheusProvider.optional(),
+  }),
+  {
+    description: "Where metrics are read: a provider the operator named, or a Prometheus address the operator allowed. Default: the controller's --prometheus address.",
+    rules: [
+      rule<{ name?: unknown; prometheus?: unknown }>(
+        'has(self.name) != has(self.prometheus)',
+        'set exactly one of name and prometheus',
+        (m) => (m.name === undefined) !== (m.prometheus === undefined),
+      ),
+    ],
+  },
+);
 export type MetricsProvider = z.output<typeof MetricsProvider>;
 
 // ── Spec and resource ───────────────────────────────────────────────────────────────────

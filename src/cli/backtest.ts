@@ -82,8 +82,8 @@ export async function runBacktest(args: string[], io: Io): Promise<number> {
   const step = stepMs ?? canary.spec.analysis.interval;
   const client = new PrometheusClient({
     address: address.toString(),
-    timeoutMs: canary.spec.metricsProvider?.prometheus.timeout,
-    headers: canary.spec.metricsProvider?.prometheus.headers,
+    timeoutMs: canary.spec.metricsProvider?.prometheus?.timeout,
+    headers: canary.spec.metricsProvider?.prometheus?.headers,
   });
   const checks = await replay(canary, new PrometheusMetricsProvider(client), start, end, step);
   const ended = checks.find((c) => c.decision === 'promote' || c.decision === 'rollback');

@@ -11,6 +11,7 @@ import { DEFAULT_TIMING, LeaderElector } from '../controller/leader.ts';
 import { PrometheusClient, type Credentials } from '../metrics/prometheus-client.ts';
 import { readCredentials } from '../controller/credentials.ts';
 import { PrometheusMetricsProvider } from '../metrics/prometheus-provider.ts';
+import { checkAddress, parseNamedEndpoint, redact, resolveEndpoint, type EndpointPolicy, type NamedEndpoint } from '../metrics/endpoints.ts';
 import type { MetricsProvider } from '../metrics/provider.ts';
 import { createLogger, isLogLevel, type Logger } from '../observability/logger.ts';
 import { ControllerMetrics } from '../observability/metrics.ts';
@@ -29,7 +30,15 @@ Flags (environment variable in brackets):
   --namespace NS        watch only this namespace; repeatable; default: all [MODELCANARY_NAMESPACES, comma-separated]
   --selector LABELS     only ModelCanaries with these labels, to shard [MODELCANARY_SELECTOR]
   --metrics-addr ADDR   where /metrics, /healthz and /readyz listen; default :8080 [MODELCANARY_METRICS_ADDR]
-  --prometheus URL      Prometheus for ModelCanaries without metricsProvider [MODELCANARY_PROMETHEUS]
+  --prometheus URL      Prometheus for ModelCanaries without metricsProvider; always allowed
+                        [MODELCANARY_PROMETHEUS]
+  --metrics-provider NAME=URL[,secret=NAMESPACE/NAME]
+                        a provider ModelCanaries may name (spec.metricsProvider.name), with the
+                        Secret that holds its credentials; repeatable
+                        [MODELCANARY_METRICS_PROVIDERS, separated by ;]
+  --allow-prometheus URL
+                        let spec.metricsProvider.prometheus.address point under this base URL;
+                        repeatable; default: only --prometheus [MODELCANARY_ALLOW_PROMETHEUS, comma-separated]
   --log-level LEVEL     trace, debug, info, warn, error; default info [MODELCANARY_LOG_LEVEL]
   --resync DURATION     list and reconcile every ModelCanary again this often, so that a lost
                         watch event heals; default 5m [MODELCANARY_RESYNC]
@@ -47,6 +56,8 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       selector: { type: 'string' },
       'metrics-addr': { type: 'string' },
       prometheus: { type: 'string' },
+      'metrics-provider': { type: 'string', multiple: true },
+      'allow-prometheus': { type: 'string', multiple: true },
       'log-level': { type: 'string' },
       'leader-elect': { type: 'boolean' },
       resync: { type: 'string' },
@@ -63,6 +74,26 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
     return EXIT.invalid;
   }
   const leaderElect = values['leader-elect'] === true || env.MODELCANARY_LEADER_ELECT === 'true';
+  const defaultPrometheus = values.prometheus ?? env.MODELCANARY_PROMETHEUS ?? 'http://prometheus.istio-system:9090';
+  const podNamespace = env.POD_NAMESPACE ?? 'default';
+  const namedProviders: NamedEndpoint[] = [];
+  const problems: string[] = [];
+  const defaultProblem = checkAddress(defaultPrometheus, '--prometheus');
+  if (defaultProblem !== undefined) problems.push(defaultProblem);
+  for (const text of values['metrics-provider'] ?? splitList(env.MODELCANARY_METRICS_PROVIDERS, ';')) {
+    const parsed = parseNamedEndpoint(text, podNamespace);
+    if ('problem' in parsed) problems.push(parsed.problem);
+    else namedProviders.push(parsed);
+  }
+  const allowedPrometheus = values['allow-prometheus'] ?? splitList(env.MODELCANARY_ALLOW_PROMETHEUS, ',');
+  for (const prefix of allowedPrometheus) {
+    const problem = checkAddress(prefix, '--allow-prometheus');
+    if (problem !== undefined) problems.push(problem);
+  }
+  if (problems.length > 0) {
+    for (const problem of problems) io.stderr.write(`modelcanary run: ${problem}\n`);
+    return EXIT.invalid;
+  }
   const resyncText = values.resync ?? env.MODELCANARY_RESYNC ?? '5m';
   const resyncMs = parseDuration(resyncText);
   if (resyncMs === undefined || resyncMs < 10_000) {
@@ -87,11 +118,13 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       namespaces,
       selector: values.selector ?? env.MODELCANARY_SELECTOR,
       metricsAddr: values['metrics-addr'] ?? env.MODELCANARY_METRICS_ADDR ?? ':8080',
-      defaultPrometheus: values.prometheus ?? env.MODELCANARY_PROMETHEUS ?? 'http://prometheus.istio-system:9090',
+      defaultPrometheus,
+      namedProviders,
+      allowedPrometheus,
       log: createLogger({ level, destination: io.stderr as NodeJS.WritableStream & { isTTY?: boolean } }),
       resyncMs,
       leaderElection: leaderElect
-        ? { namespace: env.POD_NAMESPACE ?? 'default', identity: env.POD_NAME ?? `${hostname()}-${process.pid}` }
+        ? { namespace: podNamespace, identity: env.POD_NAME ?? `${hostname()}-${process.pid}` }
         : undefined,
     });
   } catch (error) {
@@ -121,8 +154,12 @@ export interface ControllerSettings {
   selector?: string | undefined;
   /** host:port (or :port) of /metrics, /healthz and /readyz; port 0 picks a free one. */
   metricsAddr: string;
-  /** Prometheus for ModelCanaries without spec.metricsProvider. */
+  /** Prometheus for ModelCanaries without spec.metricsProvider; always allowed. */
   defaultPrometheus: string;
+  /** Providers a ModelCanary may name (spec.metricsProvider.name), with the operator's credentials. */
+  namedProviders?: NamedEndpoint[] | undefined;
+  /** Base URLs under which spec.metricsProvider.prometheus.address may point. */
+  allowedPrometheus?: string[] | undefined;
   /** Answers for every ModelCanary instead of Prometheus (the demo without Prometheus). */
   metricsProvider?: MetricsProvider | undefined;
   log: Logger;
@@ -145,7 +182,8 @@ export interface RunningController {
 export async function startController(settings: ControllerSettings): Promise<RunningController> {
   const { kubeConfig, log } = settings;
   const metrics = new ControllerMetrics(packageVersion());
-  const providerFor = settings.metricsProvider === undefined ? prometheusProviders(kubeConfig, settings.defaultPrometheus, metrics) : constant(settings.metricsProvider);
+  const policy: EndpointPolicy = { defaultAddress: settings.defaultPrometheus, named: settings.namedProviders ?? [], allowedPrefixes: settings.allowedPrometheus ?? [] };
+  const providerFor = settings.metricsProvider === undefined ? prometheusProviders(kubeConfig, policy, metrics) : constant(settings.metricsProvider);
   const store = new KubeObjectStore(kubeConfig);
   const controller = new Controller(
     {
@@ -203,7 +241,9 @@ export async function startController(settings: ControllerSettings): Promise<Run
     {
       namespaces: settings.namespaces.length === 0 ? 'all' : settings.namespaces.join(','),
       metrics: server.address,
-      prometheus: settings.metricsProvider === undefined ? settings.defaultPrometheus : 'none: counters read directly',
+      prometheus: settings.metricsProvider === undefined ? redact(settings.defaultPrometheus) : 'none: counters read directly',
+      providers: policy.named.map((n) => `${n.name}=${redact(n.address)}`).join(', '),
+      allowedPrometheus: policy.allowedPrefixes.map(redact).join(', '),
       leaderElection: elector !== undefined,
     },
     'controller started',
@@ -240,29 +280,36 @@ function constant(provider: MetricsProvider): (canary: ModelCanary) => Promise<M
   return () => Promise.resolve(provider);
 }
 
-/** One Prometheus provider per address, headers and credentials, made when first needed. */
-function prometheusProviders(kubeConfig: KubeConfig, defaultPrometheus: string, metrics: ControllerMetrics): (canary: ModelCanary) => Promise<MetricsProvider | { problem: string }> {
+/**
+ * One Prometheus provider per endpoint, headers and credentials, made when first needed. The
+ * endpoint is resolved against the operator's policy first: an address the operator did not
+ * allow gets no request, and no Secret is read for it.
+ */
+function prometheusProviders(kubeConfig: KubeConfig, policy: EndpointPolicy, metrics: ControllerMetrics): (canary: ModelCanary) => Promise<MetricsProvider | { problem: string }> {
   const providers = new Map<string, { provider: MetricsProvider; made: number }>();
-  // Secrets are read again after a while, so rotated credentials are picked up.
+  // Secrets are read again after a while, so rotated credentials (and withdrawn consent) are picked up.
   const SECRET_TTL_MS = 5 * 60_000;
   return async (canary) => {
-    const settings = canary.spec.metricsProvider?.prometheus;
-    const address = settings?.address ?? defaultPrometheus;
-    const namespace = canary.metadata.namespace ?? 'default';
-    const secret = settings?.secretRef?.name;
-    const key = JSON.stringify([address, settings?.headers ?? {}, settings?.timeout ?? 10_000, secret === undefined ? '' : `${namespace}/${secret}`]);
+    const resolved = resolveEndpoint(policy, canary.spec.metricsProvider, canary.metadata.namespace ?? 'default');
+    if (!resolved.ok) return { problem: resolved.problem };
+    const { address, headers, timeoutMs, secret } = resolved.endpoint;
+    const key = JSON.stringify([address, headers, timeoutMs ?? 10_000, secret === undefined ? '' : `${secret.namespace}/${secret.name}/${String(secret.consentRequired)}`]);
     const cached = providers.get(key);
     if (cached !== undefined && (secret === undefined || Date.now() - cached.made < SECRET_TTL_MS)) return cached.provider;
     let credentials: Credentials | undefined;
     if (secret !== undefined) {
-      const read = await readCredentials(kubeConfig, namespace, secret);
+      const read = await readCredentials(kubeConfig, secret.namespace, secret.name, secret.consentRequired);
       if (!read.ok) return { problem: read.problem };
       credentials = read.credentials;
     }
     const provider = new PrometheusMetricsProvider(
-      new PrometheusClient({ address, headers: settings?.headers, timeoutMs: settings?.timeout, credentials, onQuery: (seconds, outcome) => { metrics.queried(seconds, outcome); } }),
+      new PrometheusClient({ address, headers, timeoutMs, credentials, onQuery: (seconds, outcome) => { metrics.queried(seconds, outcome); } }),
     );
     providers.set(key, { provider, made: Date.now() });
     return provider;
   };
+}
+
+function splitList(text: string | undefined, separator: string): string[] {
+  return (text ?? '').split(separator).map((part) => part.trim()).filter((part) => part !== '');
 }

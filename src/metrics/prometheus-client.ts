@@ -67,6 +67,7 @@ export class PrometheusClient {
     const url = new URL(config.address);
     this.credentials =
       config.credentials ?? (url.username === '' ? undefined : { kind: 'basic', username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) });
+    // The address is printed in messages: never with credentials.
     url.username = '';
     url.password = '';
     this.address = url.toString().replace(/\/$/, '');
@@ -155,17 +156,24 @@ function cancelled(address: string): QueryResult {
   return { kind: 'error', message: `the query to ${address} was cancelled at the check's deadline` };
 }
 
+/**
+ * The answer as a query result. What is not a Prometheus API answer is described by its HTTP
+ * status and content type only, never by its body: an address that is not Prometheus (or a
+ * service a ModelCanary pointed the controller at) must not have its answer copied into
+ * status, events or logs.
+ */
 function parseAnswer(status: number, contentType: string, text: string, address: string): QueryResult {
+  const kind = contentType.split(';')[0]?.trim() || 'no content type';
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
-    return { kind: 'error', status, message: `${address} answered HTTP ${status} with ${contentType || 'no content type'}, not the Prometheus API: ${preview(text)}` };
+    return { kind: 'error', status, message: `${address} answered HTTP ${status} with ${kind}, not the Prometheus API` };
   }
   const parsed = ApiAnswer.safeParse(json);
-  if (!parsed.success) return { kind: 'error', status, message: `${address} answered HTTP ${status} with JSON that is not a Prometheus query result: ${preview(text)}` };
+  if (!parsed.success) return { kind: 'error', status, message: `${address} answered HTTP ${status} with JSON that is not a Prometheus query result` };
   const answer = parsed.data;
-  if (answer.status === 'error') return { kind: 'error', status, errorType: answer.errorType, message: `Prometheus answered ${status} ${answer.errorType}: ${answer.error}` };
+  if (answer.status === 'error') return { kind: 'error', status, errorType: answer.errorType.slice(0, 64), message: `Prometheus answered ${status} ${answer.errorType.slice(0, 64)}: ${answer.error.slice(0, 300)}` };
   const { data } = answer;
   switch (data.resultType) {
     case 'vector':
@@ -185,7 +193,3 @@ function parseNumber(text: string): number {
   return Number(text);
 }
 
-function preview(text: string): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return JSON.stringify(flat.length > 80 ? `${flat.slice(0, 80)}…` : flat);
-}

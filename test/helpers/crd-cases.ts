@@ -229,6 +229,24 @@ export const invalidCases: InvalidCase[] = [
     zod: 'spec.metricsProvider.prometheus.address: must not hold credentials',
   },
   {
+    name: 'Prometheus address with credentials, scheme in capitals',
+    edit: (s) => (s.metricsProvider.prometheus.address = 'HTTP://user:pass@prom:9090'),
+    cel: 'spec.metricsProvider.prometheus.address: must not hold credentials',
+    zod: 'spec.metricsProvider.prometheus.address: must not hold credentials',
+  },
+  {
+    name: 'Prometheus address with a query string',
+    edit: (s) => (s.metricsProvider.prometheus.address = 'http://attacker:8080/steal?'),
+    cel: 'spec.metricsProvider.prometheus.address: must be a base URL without a query',
+    zod: 'spec.metricsProvider.prometheus.address: must be a base URL without a query',
+  },
+  {
+    name: 'both a named provider and an address',
+    edit: (s) => (s.metricsProvider.name = 'team-a'),
+    cel: 'spec.metricsProvider: set exactly one of name and prometheus',
+    zod: 'spec.metricsProvider: set exactly one of name and prometheus',
+  },
+  {
     name: 'empty metricLabels',
     edit: (s) => (s.canary.metricLabels = {}),
     cel: 'spec.canary.metricLabels: must hold at least one entry, or be left out',
@@ -243,6 +261,7 @@ export const invalidCases: InvalidCase[] = [
 ];
 
 export const validEdits: { name: string; edit: (spec: any) => void }[] = [
+  { name: 'a named metrics provider', edit: (s) => (s.metricsProvider = { name: 'team-a' }) },
   { name: 'gatewayAPI with ports and no subsets', edit: useGatewayApi },
   {
     name: 'gatewayAPI with ruleIndex 0 and metric labels',
