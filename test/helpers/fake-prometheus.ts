@@ -29,6 +29,8 @@ export class FakePrometheus {
   pending = 0;
   /** Queries whose client hung up before the answer (cancelled). */
   abandoned = 0;
+  /** Every Authorization header that reached it. */
+  readonly authorizations = new Set<string>();
   /** Queries waiting for their answer now, by the destination_canonical_service they ask about. */
   readonly pendingFor = new Map<string, number>();
   url = '';
@@ -40,6 +42,7 @@ export class FakePrometheus {
       request.on('end', () => {
         this.queries++;
         this.pending++;
+        if (request.headers.authorization !== undefined) this.authorizations.add(request.headers.authorization);
         const params = new URLSearchParams(request.method === 'POST' ? body : (request.url ?? '').split('?')[1]);
         const service = /destination_canonical_service=~"([^"]*)"/.exec(params.get('query') ?? '')?.[1] ?? '';
         this.pendingFor.set(service, (this.pendingFor.get(service) ?? 0) + 1);
