@@ -227,5 +227,6 @@ function hint(error: unknown): string {
   if (code === 401 || /\b401\b|Unauthorized/i.test(text)) return 'the API server refused the credentials: check the kubeconfig or the ServiceAccount token';
   if (code === 403 || /\b403\b|Forbidden/i.test(text)) return 'RBAC: the controller needs get, list and watch on modelcanaries.modelcanary.io (see deploy/rbac.yaml)';
   if (code === 404 || /\b404\b/.test(text)) return 'the ModelCanary CRD is not installed: kubectl apply -f crds/modelcanary.yaml';
+  if (code === 429 || /\b429\b|TooManyRequests/.test(text)) return 'the API server is busy or still starting (a CRD just installed is served after its cache fills); this passes by itself';
   return 'is the API server address in the kubeconfig reachable from here?';
 }

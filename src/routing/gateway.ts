@@ -8,6 +8,7 @@ import {
   CANARY_BACKEND_ANNOTATION,
   ORIGINAL_ROUTES_ANNOTATION,
   recordedCanary,
+  sameObject,
   withAnnotations,
   type Plan,
   type RouteTarget as Target,
@@ -48,7 +49,7 @@ export function planHttpRoute(live: Json, target: Target, weight: number, stage:
     [ORIGINAL_ROUTES_ANNOTATION]: stage === 'end' ? undefined : stage === 'begin' || recorded === undefined ? original() : recorded,
     [CANARY_BACKEND_ANNOTATION]: stage === 'end' ? undefined : JSON.stringify({ name: target.spec.canary.destination.host, port: target.spec.canary.destination.port }),
   });
-  return { ok: true, object: desired, changed: JSON.stringify(desired) !== JSON.stringify(live), found: weights };
+  return { ok: true, object: desired, changed: !sameObject(desired, live), found: weights };
 }
 
 /**
@@ -69,7 +70,7 @@ export function finalHttpRoute(live: Json, target: Target | undefined, mode: 're
     }
   }
   desired = withAnnotations(desired, { [ORIGINAL_ROUTES_ANNOTATION]: undefined, [CANARY_BACKEND_ANNOTATION]: undefined });
-  return { ok: true, object: desired, changed: JSON.stringify(desired) !== JSON.stringify(live), found: { stable: 100, canary: 0 } };
+  return { ok: true, object: desired, changed: !sameObject(desired, live), found: { stable: 100, canary: 0 } };
 }
 
 function parseOriginals(text: string | undefined): { index: number; rule: Rule }[] {

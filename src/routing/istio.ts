@@ -11,6 +11,7 @@ import {
   ORIGINAL_ROUTES_ANNOTATION,
   PIN_SUFFIX,
   recordedCanary,
+  sameObject,
   withAnnotations,
   type Plan,
   type RouteTarget,
@@ -55,7 +56,7 @@ export function planVirtualService(live: Json, target: RouteTarget, weight: numb
   desired = setPinRoutes(desired, target, found.indices, pin && stage !== 'end');
   desired = recordOriginals(desired, live, target, found.indices, stage);
   desired = withAnnotations(desired, { [CANARY_BACKEND_ANNOTATION]: stage === 'end' ? undefined : JSON.stringify(target.spec.canary.destination) });
-  return { ok: true, object: desired, changed: JSON.stringify(desired) !== JSON.stringify(live), found: weights ?? { stable: 100, canary: 0 } };
+  return { ok: true, object: desired, changed: !sameObject(desired, live), found: weights ?? { stable: 100, canary: 0 } };
 }
 
 /**
@@ -79,7 +80,7 @@ export function finalVirtualService(live: Json, target: RouteTarget | undefined,
   }
   (desired.spec as Json).http = httpRoutes(desired).filter((r) => !isPinRoute(r));
   desired = withAnnotations(desired, { [ORIGINAL_ROUTES_ANNOTATION]: undefined, [CANARY_BACKEND_ANNOTATION]: undefined });
-  return { ok: true, object: desired, changed: JSON.stringify(desired) !== JSON.stringify(live), found: { stable: 100, canary: 0 } };
+  return { ok: true, object: desired, changed: !sameObject(desired, live), found: { stable: 100, canary: 0 } };
 }
 
 function parseOriginals(text: string): HttpRoute[] {

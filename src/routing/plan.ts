@@ -100,3 +100,18 @@ export function recordedCanary(object: Record<string, unknown>): { host?: unknow
     return undefined;
   }
 }
+
+/**
+ * Whether two objects say the same, whatever the order of their keys. The API server stores a
+ * custom resource as a map and writes its keys sorted, so the object read back never has the
+ * order in which we built it: comparing text would see a change on every pass.
+ */
+export function sameObject(a: unknown, b: unknown): boolean {
+  return canonical(a) === canonical(b);
+}
+
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : v,
+  );
+}

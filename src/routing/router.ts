@@ -5,7 +5,7 @@
 import type { ModelCanary } from '../api/modelcanary.ts';
 import { finalHttpRoute, planHttpRoute } from './gateway.ts';
 import { finalVirtualService, planVirtualService, sameHost } from './istio.ts';
-import { annotationsOf, OWNER_ANNOTATION, withAnnotations, type Plan, type RouteIntent, type RouteTarget, type RouteWeights } from './plan.ts';
+import { annotationsOf, OWNER_ANNOTATION, sameObject, withAnnotations, type Plan, type RouteIntent, type RouteTarget, type RouteWeights } from './plan.ts';
 
 type Json = Record<string, unknown>;
 
@@ -170,7 +170,7 @@ class KubernetesRouter implements TrafficRouter {
       const fallback = plan.ok || mode === 'keep' ? plan : this.kind.final(live, 'keep');
       if (!fallback.ok) return fallback;
       const object = withAnnotations(fallback.object, { [OWNER_ANNOTATION]: undefined });
-      return { ...fallback, object, changed: JSON.stringify(object) !== JSON.stringify(live) };
+      return { ...fallback, object, changed: !sameObject(object, live) };
     }, signal);
     // A route deleted before its ModelCanary has nothing to give back.
     return !result.ok && result.problem === this.missing() ? { ok: true, written: false, found: { stable: 100, canary: 0 } } : result;
@@ -194,7 +194,7 @@ class KubernetesRouter implements TrafficRouter {
     const plan = this.kind.plan(live, intent);
     if (!plan.ok) return plan;
     const object = withAnnotations(plan.object, { [OWNER_ANNOTATION]: this.owner });
-    return { ...plan, object, changed: JSON.stringify(object) !== JSON.stringify(live) };
+    return { ...plan, object, changed: !sameObject(object, live) };
   }
 
   /** Read, compute, write only on change; on a conflict someone else wrote first: read again. */

@@ -100,10 +100,15 @@ export class Cluster {
     this.now = now;
   }
 
-  /** The object as served at the target's version: apiVersion and kind first, as the API server writes them. */
+  /**
+   * The object as served at the target's version: apiVersion and kind first, as the API server
+   * writes them. A custom resource is a map on the real server, written with every key sorted
+   * at every level (so the order a client wrote is not the order it reads back).
+   */
   externalize(type: ResourceType, object: KubeObject): KubeObject {
     const { apiVersion: _apiVersion, kind: _kind, ...rest } = type.fromStorage?.(object) ?? object;
-    return { apiVersion: groupVersion(type), kind: type.kind, ...rest };
+    const served = { apiVersion: groupVersion(type), kind: type.kind, ...rest };
+    return type.custom ? (sortKeys(served) as KubeObject) : served;
   }
 
   get(target: Target): KubeObject {
@@ -583,4 +588,14 @@ function decodeContinue(token: string): { rv: string; start: string } {
     // fall through to the error below
   }
   throw badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => [k, sortKeys(v)]),
+  );
 }

@@ -81,11 +81,13 @@ export async function until<T>(what: string, read: () => Promise<T>, accept: (va
  * Every canary weight a ModelCanary's status held, in order, read from the API server's own
  * history of the object (a watch from `fromResourceVersion`): polling could miss a step.
  */
-export async function weightHistory(harness: SandboxHarness, namespace: string, name: string, fromResourceVersion: string): Promise<number[]> {
-  const server = harness.kubeConfig.getCurrentCluster()?.server ?? '';
+export async function weightHistory(cluster: { kubeConfig: KubeConfig }, namespace: string, name: string, fromResourceVersion: string): Promise<number[]> {
+  const server = cluster.kubeConfig.getCurrentCluster()?.server ?? '';
+  const token = cluster.kubeConfig.getCurrentUser()?.token;
   const url = `${server}/apis/modelcanary.io/v1alpha1/namespaces/${namespace}/modelcanaries?watch=1&resourceVersion=${fromResourceVersion}&fieldSelector=metadata.name%3D${name}&timeoutSeconds=1`;
   const weights: number[] = [];
-  for (const line of (await (await fetch(url)).text()).split('\n').filter((l) => l.trim() !== '')) {
+  const answer = await fetch(url, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+  for (const line of (await answer.text()).split('\n').filter((l) => l.trim() !== '')) {
     const event = JSON.parse(line) as { object: { status?: { canaryWeight?: number } } };
     const weight = event.object.status?.canaryWeight;
     if (weight !== undefined && weights.at(-1) !== weight) weights.push(weight);
