@@ -1,5 +1,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { globSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,16 +8,15 @@ import { fileURLToPath } from 'node:url';
 import { parseDocument, stringify } from 'yaml';
 import { ROOT } from './helpers/manifests.ts';
 import { modelcanary } from './helpers/cli.ts';
+import { readYamlFile } from '../src/cli/files.ts';
 
 const root = fileURLToPath(ROOT);
-
-
 
 const scratch = mkdtempSync(join(tmpdir(), 'modelcanary-validate-'));
 after(() => {
   rmSync(scratch, { recursive: true, force: true });
 });
-function file(name: string, text: string): string {
+function file(name: string, text: string | Buffer): string {
   const path = join(scratch, name);
   writeFileSync(path, text);
   return path;
@@ -100,4 +100,89 @@ test('an unknown command gets the usage', async () => {
   assert.equal(run.code, 2);
   assert.match(run.stderr, /unknown command "vaildate"/);
   assert.match(run.stderr, /validate FILE/);
+});
+
+const MiB = 1024 * 1024;
+
+/** Billion laughs: nine levels of nine aliases each, 9^9 strings from 90 aliases in 400 bytes. */
+function billionLaughs(): string {
+  const lines = ['l0: &l0 "lol"'];
+  for (let level = 1; level <= 9; level++) lines.push(`l${level}: &l${level} [${Array.from({ length: 9 }, () => `*l${level - 1}`).join(', ')}]`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Two anchors, each 90 levels deep, the second nesting the first: shallow text, a value 181 deep. */
+function deepThroughAliases(): string {
+  return `a: &a ${'['.repeat(90)}1${']'.repeat(90)}\nb: &b ${'['.repeat(90)}*a${']'.repeat(90)}\n`;
+}
+
+/** Hostile manifests, generated here: a 50 MiB file is not something to commit. */
+const HOSTILE: { name: string; text: () => string | Buffer; refusal: string }[] = [
+  { name: 'alias-bomb.yaml', text: billionLaughs, refusal: 'refused: aliases expand to more than 100 copies (a YAML alias bomb?)' },
+  { name: 'many-aliases.yaml', text: () => Array.from({ length: 150 }, (_, i) => `a${i}: &a${i} x\nb${i}: *a${i}\n`).join(''), refusal: 'refused: more than 100 aliases (a YAML alias bomb?)' },
+  { name: 'huge.yaml', text: () => Buffer.concat([Buffer.from('apiVersion: v1\nkind: ConfigMap\ndata:\n  x: "'), Buffer.alloc(50 * MiB, 'x'), Buffer.from('"\n')]), refusal: 'refused: larger than 4 MiB' },
+  { name: 'deep-flow.yaml', text: () => `${'['.repeat(10_000)}${']'.repeat(10_000)}\n`, refusal: 'refused: nested deeper than 100 levels (line 1)' },
+  { name: 'deep-sequences.yaml', text: () => `${'- '.repeat(10_000)}x\n`, refusal: 'refused: nested deeper than 100 levels (line 1)' },
+  // Block mappings need one more space per level: a thousand levels fit in half a MiB.
+  { name: 'deep-mappings.yaml', text: () => Array.from({ length: 1_000 }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n'), refusal: 'refused: nested deeper than 100 levels (line 101)' },
+  { name: 'deep-through-aliases.yaml', text: deepThroughAliases, refusal: 'refused: nested deeper than 100 levels (through aliases)' },
+];
+
+test('hostile manifests are refused with exit 2, naming the file and the limit, and the other files are still checked', async () => {
+  const paths = HOSTILE.map((h) => file(h.name, h.text()));
+  const run = await modelcanary(['validate', ...paths, 'examples/chat-llm-vllm.yaml']);
+  assert.equal(run.code, 2, run.stdout + run.stderr);
+  assert.deepEqual(
+    run.stderr.trim().split('\n'),
+    HOSTILE.map((h, i) => `${paths[i] ?? ''}: ${h.refusal}`),
+  );
+  assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
+  assert.match(run.stdout, /^examples\/chat-llm-vllm\.yaml: ModelCanary\/chat-llm: valid$/m);
+  assert.match(run.stdout, new RegExp(`; ${HOSTILE.length} file\\(s\\) could not be read$`, 'm'));
+});
+
+test('each hostile manifest is refused at once, not after parsing it all', async () => {
+  const io = { stdout: { write: () => true }, stderr: { write: () => true }, stdin: (async function* () {})(), cwd: scratch };
+  for (const h of HOSTILE) {
+    file(h.name, h.text());
+    const started = performance.now();
+    const read = await readYamlFile(h.name, io);
+    const elapsed = performance.now() - started;
+    assert.deepEqual(read, { ok: false, messages: [`${h.name}: ${h.refusal}`] });
+    assert.ok(elapsed < 1000, `${h.name} took ${Math.round(elapsed)} ms`);
+  }
+});
+
+test('standard input over 4 MiB is refused without reading the rest', async () => {
+  const run = await new Promise<{ code: number; stderr: string }>((resolve) => {
+    const child = execFile(process.execPath, [join(root, 'bin/modelcanary.js'), 'validate', '-'], { cwd: root }, (error, _stdout, stderr) => {
+      resolve({ code: error === null ? 0 : Number(error.code), stderr });
+    });
+    // The command stops reading at the limit, so the end of this write meets a closed pipe.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(`data: "${'x'.repeat(5 * MiB)}"\n`);
+  });
+  assert.equal(run.code, 2);
+  assert.equal(run.stderr, '-: refused: larger than 4 MiB\n');
+});
+
+test('a manifest with a few anchors and several documents validates exactly as the plain one', async () => {
+  const anchored = VALID.replace('host: fraud-detector, subset: v1', 'host: &host fraud-detector, subset: v1').replace('host: fraud-detector, subset: v2', 'host: *host, subset: v2');
+  assert.notEqual(anchored, VALID, 'the example names its destinations as this test expects');
+  const plain = await modelcanary(['validate', '-'], { input: VALID });
+  const withAliases = await modelcanary(['validate', '-'], { input: anchored });
+  assert.equal(withAliases.code, 0, withAliases.stdout + withAliases.stderr);
+  assert.equal(withAliases.stdout, plain.stdout);
+  assert.match(plain.stdout, /^-: VirtualService\/fraud-detector: skipped: not a ModelCanary$/m);
+});
+
+test('a duplicate key among tens of thousands is found in one pass, with its line', async () => {
+  const keys = Array.from({ length: 40_000 }, (_, i) => `  k${i}: v`);
+  const path = file('wide.yaml', `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: wide}\ndata:\n${keys.join('\n')}\n  k7: again\n`);
+  const started = performance.now();
+  const run = await modelcanary(['validate', path]);
+  assert.equal(run.code, 2);
+  assert.equal(run.stderr, `${path}:40005:3: not valid YAML: Map keys must be unique\n`);
+  // yaml's own check compared every key with every earlier one: minutes for this file.
+  assert.ok(performance.now() - started < 15_000, `took ${Math.round(performance.now() - started)} ms`);
 });

@@ -81,15 +81,13 @@ test('RBAC grants only named verbs on the resources the controller uses', { skip
   assert.ok(grants.every((g) => !/\bdelete\b/.test(g)), 'the controller deletes nothing');
   assert.deepEqual(grants.sort(), [
     'coordination.k8s.io/leases: get,create,update',
-    'core/events: create,patch',
+    'core/events: create',
     'core/secrets: get',
-    'events.k8s.io/events: create,patch',
-    'gateway.networking.k8s.io/httproutes: get,list,watch,update,patch',
-    'modelcanary.io/modelcanaries/finalizers: update',
-    'modelcanary.io/modelcanaries/status: get,update,patch',
-    'modelcanary.io/modelcanaries: get,list,watch,update,patch',
-    'networking.istio.io/destinationrules: get,list',
-    'networking.istio.io/virtualservices: get,list,watch,update,patch',
+    'gateway.networking.k8s.io/httproutes: get,update',
+    'modelcanary.io/modelcanaries/status: update',
+    'modelcanary.io/modelcanaries: get,list,watch,update',
+    'networking.istio.io/destinationrules: list',
+    'networking.istio.io/virtualservices: get,update',
   ]);
   const leases = roles.find((r) => r.kind === 'Role' && r.metadata.name === 'modelcanary-leader-election');
   assert.equal(leases?.metadata.namespace, 'modelcanary-system', 'leases only in the controller namespace');

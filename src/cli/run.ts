@@ -8,6 +8,7 @@ import { Controller } from '../controller/controller.ts';
 import { KubeObjectStore } from '../controller/kube-store.ts';
 import { KubeCanaryClient, KubeEventRecorder } from '../controller/kube-canaries.ts';
 import { DEFAULT_TIMING, LeaderElector } from '../controller/leader.ts';
+import { apiErrorMessage } from '../controller/kube-errors.ts';
 import { PrometheusClient, type Credentials } from '../metrics/prometheus-client.ts';
 import { readCredentials } from '../controller/credentials.ts';
 import { PrometheusMetricsProvider } from '../metrics/prometheus-provider.ts';
@@ -216,7 +217,7 @@ export async function startController(settings: ControllerSettings): Promise<Run
       onError: (key, error) => {
         const [namespace = '', name = ''] = key.split('/');
         metrics.reconcileFailed(namespace, name);
-        log.warn({ canary: key, error: error instanceof Error ? error.message : String(error) }, 'reconcile failed; retrying');
+        log.warn({ canary: key, error: apiErrorMessage(error) }, 'reconcile failed; retrying');
       },
       onReconciled: (_key, seconds) => {
         metrics.reconciled(seconds);
@@ -249,6 +250,7 @@ export async function startController(settings: ControllerSettings): Promise<Run
     'controller started',
   );
 
+  let lastLeaseComplaint = 0;
   const lost = new Promise<void>((resolve) => {
     elector?.run({
       started: async () => {
@@ -259,6 +261,13 @@ export async function startController(settings: ControllerSettings): Promise<Run
         // Another replica may already be writing: stop at once, as client-go controllers exit.
         log.error({}, 'lost the lease: stopping');
         resolve();
+      },
+      failed: (error) => {
+        // Once a minute at most: a replica that cannot reach its Lease says why (often RBAC).
+        const now = Date.now();
+        if (now - lastLeaseComplaint < 60_000) return;
+        lastLeaseComplaint = now;
+        log.warn({ lease: `${leader?.namespace ?? ''}/modelcanary-leader`, error: apiErrorMessage(error) }, 'cannot read or write the leader Lease; retrying');
       },
     });
   });

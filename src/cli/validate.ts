@@ -9,7 +9,8 @@ const USAGE = `Usage: modelcanary validate FILE...
 
 Checks every ModelCanary in the given YAML files (several documents per file are fine;
 - reads standard input). Documents of other kinds are skipped.
-Exit status: 0 all valid, 1 a ModelCanary is invalid, 2 a file cannot be read or is not YAML.
+Exit status: 0 all valid, 1 a ModelCanary is invalid, 2 a file cannot be read, is not YAML,
+or is refused as hostile (over 4 MiB, nested over 100 levels, a YAML alias bomb).
 `;
 
 interface Tally {
@@ -45,13 +46,11 @@ async function validateFile(file: string, io: Io, tally: Tally): Promise<void> {
     tally.unreadable++;
     return;
   }
-  const list = read.documents;
-  list.forEach((document, index) => {
-    const value: unknown = document.toJS({ maxAliasCount: 100 });
-    for (const { object, prefix } of objectsIn(value)) {
+  for (const [index, document] of read.documents.entries()) {
+    for (const { object, prefix } of objectsIn(read.values[index])) {
       report(file, index, object, io, tally, (segments) => offsetOf(document, [...prefix, ...segments]));
     }
-  });
+  }
 }
 
 /** A `kind: List` (as kubectl get -o yaml prints) holds its objects in items. */

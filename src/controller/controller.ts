@@ -11,6 +11,7 @@ import { CustomObjectsApi, makeInformer, type Informer, type KubeConfig, type Ku
 import { GROUP, PLURAL, VERSION } from '../api/modelcanary.ts';
 import { reconcile, type Logger, type ReconcileDeps } from './reconciler.ts';
 import { withSignal } from './kube-options.ts';
+import { apiErrorMessage } from './kube-errors.ts';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -216,8 +217,7 @@ export class Controller {
 }
 
 function describe(error: unknown): string {
-  if (error instanceof Error) return error.message.slice(0, 300);
-  return String(error).slice(0, 300);
+  return apiErrorMessage(error);
 }
 
 /** What a person should check for a list or watch failure. */

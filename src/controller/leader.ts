@@ -20,6 +20,8 @@ export interface LeadershipCallbacks {
   started(): Promise<void>;
   /** Leadership was lost (renewal failed past the deadline); the caller must stop writing. */
   lost(): void;
+  /** A read or write of the Lease failed (not a lost race): for the log. */
+  failed?(error: unknown): void;
 }
 
 export class LeaderElector {
@@ -43,7 +45,10 @@ export class LeaderElector {
   run(callbacks: LeadershipCallbacks): void {
     const tick = async (): Promise<void> => {
       if (this.stopped) return;
-      const held = await this.tryAcquireOrRenew().catch(() => false);
+      const held = await this.tryAcquireOrRenew().catch((error: unknown) => {
+        callbacks.failed?.(error);
+        return false;
+      });
       const now = Date.now();
       if (held) {
         this.lastRenewed = now;

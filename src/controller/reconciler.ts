@@ -16,6 +16,7 @@ import { canaryKey, observeAll, versionSelectors } from '../metrics/observe.ts';
 import { renderMatchers } from '../metrics/promql.ts';
 import type { RouteIntent } from '../routing/plan.ts';
 import { createReleaser, createRouter, routeOf, type ObjectStore, type ReleaseMode, type TrafficRouter } from '../routing/router.ts';
+import { apiErrorMessage } from './kube-errors.ts';
 import { choosePass, intentOf, isEnded, RETRY_ANNOTATION, type Pass, type StartReason } from './pass.ts';
 import { analysisStateOf, markOf, sinceMark, startingStatus, statusAfter } from './rollout-status.ts';
 
@@ -176,7 +177,7 @@ async function tell(ctx: Pass0, type: 'Normal' | 'Warning', reason: string, mess
   try {
     await ctx.deps.events.record(ctx.object, type, reason, message);
   } catch (error) {
-    ctx.deps.log.warn({ canary: ctx.key, reason, error: (error as Error).message }, 'could not record an event');
+    ctx.deps.log.warn({ canary: ctx.key, reason, error: apiErrorMessage(error) }, 'could not record an event');
   }
 }
 
