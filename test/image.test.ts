@@ -427,6 +427,15 @@ describe('the final image, reproduced without Docker', () => {
     }
   });
 
+  test('the image leaves the sandbox and the demo out, and says so when asked for them', async () => {
+    const src = join(image?.root ?? '', image?.workdir ?? '', 'src');
+    assert.equal(existsSync(join(src, 'sandbox')), false, 'src/sandbox is not shipped');
+    assert.equal(existsSync(join(src, 'cli', 'demo.ts')), false, 'the demo is not shipped');
+    const demo = await runImage(['demo']);
+    assert.equal(demo.code, 2);
+    assert.match(demo.stderr, /modelcanary demo: not in this installation \(the controller image leaves the demo and the sandbox out\)/);
+  });
+
   test('every module under src/ loads with production dependencies only', async () => {
     // validate loads only part of src/; importing every module catches a devDependency
     // (or a file .dockerignore drops) anywhere in the code the image carries. Modules

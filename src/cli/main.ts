@@ -1,13 +1,8 @@
 import { EXIT, type Io } from './io.ts';
-import { runValidate } from './validate.ts';
-import { runCrds } from './crds.ts';
-import { runSimulate } from './simulate.ts';
-import { runBacktest } from './backtest.ts';
-import { runRoute } from './route.ts';
-import { runSandbox } from './sandbox.ts';
-import { runController } from './run.ts';
-import { runDemo } from './demo.ts';
 import { packageVersion } from './version.ts';
+
+// Each command's module is loaded only when it runs: `modelcanary run` loads no sandbox, mesh
+// or demo code, and the image leaves those out (.dockerignore).
 
 const USAGE = `modelcanary: progressive canary rollouts for ML models on Kubernetes
 
@@ -43,23 +38,36 @@ export async function main(argv: string[], io: Io): Promise<number> {
       io.stdout.write(`${packageVersion()}\n`);
       return EXIT.ok;
     case 'validate':
-      return runValidate(args, io);
+      return (await import('./validate.ts')).runValidate(args, io);
     case 'crds':
-      return runCrds(args, io);
+      return (await import('./crds.ts')).runCrds(args, io);
     case 'simulate':
-      return runSimulate(args, io);
+      return (await import('./simulate.ts')).runSimulate(args, io);
     case 'backtest':
-      return runBacktest(args, io);
+      return (await import('./backtest.ts')).runBacktest(args, io);
     case 'route':
-      return runRoute(args, io);
-    case 'sandbox':
-      return runSandbox(args, io);
+      return (await import('./route.ts')).runRoute(args, io);
     case 'run':
-      return runController(args, io);
-    case 'demo':
-      return runDemo(args, io);
+      return (await import('./run.ts')).runController(args, io);
+    case 'sandbox':
+    case 'demo': {
+      const module = await loadDevelopmentCommand(command, io);
+      if (module === undefined) return EXIT.unreadable;
+      return command === 'demo' ? (module as typeof import('./demo.ts')).runDemo(args, io) : (module as typeof import('./sandbox.ts')).runSandbox(args, io);
+    }
     default:
       io.stderr.write(`modelcanary: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.unreadable;
+  }
+}
+
+/** The demo and the sandbox are for laptops and tests; the controller image does not ship them. */
+async function loadDevelopmentCommand(command: 'demo' | 'sandbox', io: Io): Promise<unknown> {
+  try {
+    return command === 'demo' ? await import('./demo.ts') : await import('./sandbox.ts');
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    io.stderr.write(`modelcanary ${command}: not in this installation (the controller image leaves the demo and the sandbox out); run it from a clone: npm ci && npm run demo\n`);
+    return undefined;
   }
 }
