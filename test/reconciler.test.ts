@@ -220,6 +220,21 @@ test('one route, one owner: a second ModelCanary on a claimed route is refused, 
   assert.equal((await w.route('first')).metadata.annotations[OWNER_ANNOTATION], 'second');
 });
 
+test('two ModelCanaries starting on one route at the same moment: exactly one wins the claim, the other waits, nothing is Failed', async () => {
+  const w = new World();
+  w.metrics.serve(w.clock.now(), 'v1', 1000);
+  await w.add('left', {}, { virtualService: 'shared' });
+  await w.add('right', {}, { virtualService: 'shared', canary: 'v3' });
+  for (let i = 0; i < 4; i++) await Promise.all([w.pass('left'), w.pass('right')]);
+  const phases = [(await w.status('left')).phase, (await w.status('right')).phase].sort();
+  assert.deepEqual(phases, ['Pending', 'Progressing']);
+  const owner = (await w.route('shared')).metadata.annotations[OWNER_ANNOTATION];
+  const winner = (await w.status('left')).phase === 'Progressing' ? 'left' : 'right';
+  assert.equal(owner, winner);
+  const loser = await w.status(winner === 'left' ? 'right' : 'left');
+  assert.equal(loser.conditions.find((c: Json) => c.type === 'RoutingReady').reason, 'RouteClaimed');
+});
+
 test('no traffic moves before the route, the subsets and the metrics answer; then it starts', async () => {
   const w = new World();
   w.metrics.mode = 'down';

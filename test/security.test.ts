@@ -120,7 +120,6 @@ test('a ModelCanary author cannot send a Secret, or the controller, anywhere the
   await attempt('unlabelled', { prometheus: { address: prometheus.url, secretRef: { name: 'ci-deploy-sa-token' } } });
   await attempt('labelled', { prometheus: { address: prometheus.url, secretRef: { name: 'prometheus-reader' } } });
   await attempt('named', { name: 'ops' });
-  await attempt('thief', undefined, 'labelled');
 
   for (const name of ['exfil', 'exfil-labelled', 'ssrf']) {
     const s = await until(`${name} refused`, () => status(name), (x) => condition(x, 'Preflight')?.status === 'False');
@@ -139,6 +138,8 @@ test('a ModelCanary author cannot send a Secret, or the controller, anywhere the
 
   // What is allowed works: the labelled Secret goes to the allowed address, the operator's to its provider.
   await until('labelled starts', () => status('labelled'), (x) => x.phase === 'Progressing');
+  // Once labelled holds its route, another ModelCanary naming it is refused.
+  await attempt('thief', undefined, 'labelled');
   await until('named starts', () => status('named'), (x) => x.phase === 'Progressing');
   const thief = await until('thief refused', () => status('thief'), (x) => condition(x, 'RoutingReady')?.status === 'False');
   assert.match(condition(thief, 'RoutingReady')?.message ?? '', /VirtualService tenant\/labelled is managed by ModelCanary labelled/);

@@ -257,6 +257,10 @@ async function start(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, why
   const metrics = await metricsPreflight(ctx, canary);
   if (metrics !== undefined) return hold(ctx, waiting, { type: 'Preflight', reason: 'MetricsUnavailable', message: metrics }, retryMs);
 
+  // The claim comes before the commitment: of two ModelCanaries starting on one route, the one
+  // that loses the claim never writes a rollout it cannot carry out.
+  const claimed = await router.claim(ctx.signal);
+  if (!claimed.ok) return hold(ctx, waiting, { type: 'RoutingReady', reason: claimed.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: claimed.problem }, retryMs);
   const status = startingStatus(ctx.status, { spec, generation: ctx.generation, route: routeOf(canary), retry, now: ctx.deps.now() });
   if (!(await commit(ctx, status))) return AGAIN;
   const applied = await router.apply(intent, ctx.signal);

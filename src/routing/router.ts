@@ -32,6 +32,12 @@ export interface TrafficRouter {
   inspect(intent: RouteIntent, signal?: AbortSignal): Promise<RouteState>;
   /** Makes the route say what the intent wants, claiming it for this ModelCanary. `found` is what it held before. */
   apply(intent: RouteIntent, signal?: AbortSignal): Promise<RouterResult>;
+  /**
+   * Claims the route for this ModelCanary (annotation modelcanary.io/owner) without changing
+   * anything else, so that of two ModelCanaries starting on one route exactly one wins before
+   * either commits to a rollout.
+   */
+  claim(signal?: AbortSignal): Promise<RouterResult>;
   /** Gives the route up: restores it, or leaves all traffic on stable, or only removes the controller's marks; always drops the claim. */
   release(mode: ReleaseMode, signal?: AbortSignal): Promise<RouterResult>;
   /** What must hold before traffic moves, beyond the route itself (Istio: the DestinationRule subsets); undefined when it holds. */
@@ -54,6 +60,10 @@ export class NopRouter implements TrafficRouter {
 
   release(): Promise<RouterResult> {
     return Promise.resolve({ ok: true, written: false, found: this.found() });
+  }
+
+  claim(): Promise<RouterResult> {
+    return this.release();
   }
 
   preflight(): Promise<string | undefined> {
@@ -158,6 +168,15 @@ class KubernetesRouter implements TrafficRouter {
 
   apply(intent: RouteIntent, signal?: AbortSignal): Promise<RouterResult> {
     return this.write((live) => this.claimed(live, intent), signal);
+  }
+
+  claim(signal?: AbortSignal): Promise<RouterResult> {
+    return this.write((live) => {
+      const claimed = this.claimed(live, { weight: 0, pin: false, stage: 'during' });
+      if (!claimed.ok) return claimed;
+      const object = withAnnotations(live, { [OWNER_ANNOTATION]: this.owner });
+      return { ok: true, object, changed: !sameObject(object, live), found: claimed.found };
+    }, signal);
   }
 
   async release(mode: ReleaseMode, signal?: AbortSignal): Promise<RouterResult> {
