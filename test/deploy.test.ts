@@ -7,6 +7,8 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { Service } from 'kubernetes-models/v1/Service';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
@@ -30,12 +32,19 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   ServiceAccount,
   Service,
   Deployment,
+  PodDisruptionBudget,
+  NetworkPolicy,
   ClusterRole,
   ClusterRoleBinding,
   Role,
   RoleBinding,
   CustomResourceDefinition,
 };
+
+/** ClusterRoles Kubernetes aggregates into its built-in user roles: for people, not the controller. */
+function aggregated(role: Json): boolean {
+  return Object.keys((role.metadata.labels ?? {}) as Json).some((label) => label.startsWith('rbac.authorization.k8s.io/aggregate-to-'));
+}
 
 function rendered(): Json[] {
   const text = execFileSync('kubectl', ['kustomize', 'deploy/'], { cwd: fileURLToPath(ROOT), encoding: 'utf8' });
@@ -44,7 +53,7 @@ function rendered(): Json[] {
 
 test('kubectl kustomize deploy/ renders objects that are valid for Kubernetes', { skip: kubectlMissing() }, () => {
   const objects = rendered();
-  assert.deepEqual(objects.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount']);
+  assert.deepEqual(objects.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'NetworkPolicy', 'PodDisruptionBudget', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount']);
   for (const object of objects) {
     const Model = MODELS[object.kind];
     assert.ok(Model !== undefined, object.kind);
@@ -72,10 +81,55 @@ test('the Deployment runs two leader-elected replicas, probed, limited and locke
   assert.equal(container.securityContext.allowPrivilegeEscalation, false);
   assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
   assert.equal(pod.serviceAccountName, 'modelcanary');
+  const [spread] = pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution;
+  assert.equal(pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution, undefined, 'preferred only: two replicas still run on a one-node cluster');
+  assert.equal(spread.podAffinityTerm.topologyKey, 'kubernetes.io/hostname', 'the replicas prefer different nodes');
+  assert.deepEqual(spread.podAffinityTerm.labelSelector.matchLabels, deployment.spec.selector.matchLabels, 'spread from each other');
+});
+
+test('a PodDisruptionBudget keeps one replica through a drain; the NetworkPolicy lets only Prometheus reach the metrics port', { skip: kubectlMissing() }, () => {
+  const objects = rendered();
+  const deployment = objects.find((o) => o.kind === 'Deployment') ?? {};
+  const podLabels = deployment.spec.template.metadata.labels as Record<string, string>;
+  const selects = (selector: Json): boolean => Object.entries(selector.matchLabels as Record<string, string>).every(([k, v]) => podLabels[k] === v);
+
+  const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget') ?? {};
+  assert.equal(pdb.spec.minAvailable, 1);
+  assert.ok(selects(pdb.spec.selector), 'the budget covers the controller pods');
+
+  const policy = objects.find((o) => o.kind === 'NetworkPolicy') ?? {};
+  assert.ok(selects(policy.spec.podSelector), 'the policy covers the controller pods');
+  assert.deepEqual(policy.spec.policyTypes, ['Ingress'], 'egress stays open: the API server, Prometheus, Slack and webhooks');
+  const [container] = deployment.spec.template.spec.containers;
+  const metricsPort = (container.ports as Json[]).find((p) => p.containerPort === 8080);
+  assert.deepEqual(policy.spec.ingress.map((rule: Json) => rule.ports), [[{ protocol: 'TCP', port: metricsPort?.name }]], 'ingress only to the metrics port');
+  assert.deepEqual(policy.spec.ingress[0].from, [{ namespaceSelector: {}, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }], 'only from Prometheus pods');
+});
+
+test('aggregate ClusterRoles let holders of edit/admin manage ModelCanaries and holders of view read them, and bind no one', { skip: kubectlMissing() }, () => {
+  const objects = rendered();
+  const roles = objects.filter((o) => o.kind === 'ClusterRole' && aggregated(o));
+  const byName = new Map(roles.map((r) => [r.metadata.name as string, r]));
+  assert.deepEqual([...byName.keys()].sort(), ['modelcanary-edit', 'modelcanary-view']);
+  const aggregateTo = (role: Json | undefined): string[] =>
+    Object.entries((role?.metadata.labels ?? {}) as Record<string, string>)
+      .filter(([k, v]) => k.startsWith('rbac.authorization.k8s.io/aggregate-to-') && v === 'true')
+      .map(([k]) => k.slice('rbac.authorization.k8s.io/aggregate-to-'.length))
+      .sort();
+  assert.deepEqual(aggregateTo(byName.get('modelcanary-edit')), ['admin', 'edit']);
+  assert.deepEqual(aggregateTo(byName.get('modelcanary-view')), ['view']);
+  const grants = (role: Json | undefined): string[] => ((role?.rules ?? []) as Json[]).flatMap((rule) => (rule.resources as string[]).map((res) => `${rule.apiGroups.join(',')}/${res}: ${(rule.verbs as string[]).join(',')}`)).sort();
+  assert.deepEqual(grants(byName.get('modelcanary-edit')), [
+    'modelcanary.io/modelcanaries/status: get,list,watch',
+    'modelcanary.io/modelcanaries: get,list,watch,create,update,patch,delete,deletecollection',
+  ]);
+  assert.deepEqual(grants(byName.get('modelcanary-view')), ['modelcanary.io/modelcanaries/status: get,list,watch', 'modelcanary.io/modelcanaries: get,list,watch']);
+  const bound = objects.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding').map((b) => b.roleRef.name as string);
+  for (const name of byName.keys()) assert.ok(!bound.includes(name), `${name} reaches people through edit/view, not a binding of ours`);
 });
 
 test('RBAC grants only named verbs on the resources the controller uses', { skip: kubectlMissing() }, () => {
-  const roles = rendered().filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
+  const roles = rendered().filter((o) => (o.kind === 'ClusterRole' || o.kind === 'Role') && !aggregated(o));
   const grants = roles.flatMap((r) => (r.rules as Json[]).flatMap((rule) => (rule.resources as string[]).map((res) => `${rule.apiGroups[0] || 'core'}/${res}: ${(rule.verbs as string[]).join(',')}`)));
   for (const g of grants) assert.ok(!g.includes('*'), `no wildcards: ${g}`);
   assert.ok(grants.every((g) => !/\bdelete\b/.test(g)), 'the controller deletes nothing');

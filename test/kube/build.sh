@@ -3,7 +3,10 @@
 # copies the CRDs the envtest installs (Istio, Gateway API, InferencePool) from the modules
 # pinned in crdsrc/go.mod, into a cache folder keyed by version:
 #   ${MODELCANARY_KUBE_CACHE:-$HOME/.cache/modelcanary/kube}/<k8s-version>-<etcd-version>/
-# Does nothing when they are already there. Prints the folder on stdout; progress goes to stderr.
+# and the real helm from the module pinned in helm/go.mod (for test/helm.test.ts) into:
+#   ${MODELCANARY_KUBE_CACHE:-$HOME/.cache/modelcanary/kube}/helm-<helm-version>/helm
+# Does nothing when they are already there. Prints the envtest folder on stdout; progress goes
+# to stderr.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -17,18 +20,22 @@ etcd="$(required go.etcd.io/etcd/server/v3 "$here/go.mod")"
 istio="$(required istio.io/api "$here/crdsrc/go.mod")"
 gateway="$(required sigs.k8s.io/gateway-api "$here/crdsrc/go.mod")"
 inference="$(required sigs.k8s.io/gateway-api-inference-extension "$here/crdsrc/go.mod")"
-for v in k8s etcd istio gateway inference; do
-  [ -n "${!v}" ] || { echo "build.sh: no $v version found in $here/go.mod or crdsrc/go.mod" >&2; exit 1; }
+helm="$(required helm.sh/helm/v3 "$here/helm/go.mod")"
+for v in k8s etcd istio gateway inference helm; do
+  [ -n "${!v}" ] || { echo "build.sh: no $v version found in $here/go.mod, crdsrc/go.mod or helm/go.mod" >&2; exit 1; }
 done
 
 cache="${MODELCANARY_KUBE_CACHE:-$HOME/.cache/modelcanary/kube}"
 out="$cache/$k8s-$etcd"
 crd_stamp="istio.io/api@$istio sigs.k8s.io/gateway-api@$gateway sigs.k8s.io/gateway-api-inference-extension@$inference"
 
+helm_out="$cache/helm-$helm"
+
 have_binaries() { [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ]; }
 have_crds() { [ -f "$out/crds/VERSIONS" ] && [ "$(cat "$out/crds/VERSIONS")" = "$crd_stamp" ]; }
+have_helm() { [ -x "$helm_out/helm" ]; }
 
-if have_binaries && have_crds; then
+if have_binaries && have_crds && have_helm; then
   echo "$out"
   exit 0
 fi
@@ -39,6 +46,35 @@ fi
 command -v go >/dev/null 2>&1 || { echo "build.sh: Go is needed (https://go.dev/dl, or /usr/local/go/bin on PATH)" >&2; exit 1; }
 
 mkdir -p "$cache"
+
+# helm, from its own module (helm/go.mod): its k8s.io/* v0.37 and grpc would otherwise move the
+# kube-apiserver build list. The version stamps are those of helm's own Makefile, so that `helm
+# version` names the release and the default capabilities (`helm template`, `helm lint`) name the
+# Kubernetes minor of the client-go it was built with.
+if ! have_helm; then
+  echo "build.sh: building helm $helm (a cold build takes about 5 minutes)" >&2
+  helm_work="$(mktemp -d "$cache/.build-helm.XXXXXX")"
+  (
+    cd "$here/helm"
+    client_go="$(go list -m -f '{{.Version}}' k8s.io/client-go)"
+    kube_minor="${client_go#v0.}"
+    kube_minor="${kube_minor%%.*}"
+    flags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm -X helm.sh/helm/v3/internal/version.metadata="
+    flags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+      flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$kube_minor"
+    done
+    CGO_ENABLED=0 nice -n 10 go build -trimpath -buildvcs=false -ldflags="$flags" -o "$helm_work/helm" helm.sh/helm/v3/cmd/helm
+  ) || { rm -rf "$helm_work"; exit 1; }
+  mkdir -p "$helm_out"
+  mv -f "$helm_work/helm" "$helm_out/helm"
+  rm -rf "$helm_work"
+fi
+
+if have_binaries && have_crds; then
+  echo "$out"
+  exit 0
+fi
 # Built beside the destination and moved in at the end, so that an interrupted build never
 # leaves a folder that looks complete.
 work="$(mktemp -d "$cache/.build.XXXXXX")"
