@@ -60,6 +60,6 @@ const SEEDS = 50;
 const started = performance.now();
 const rollouts = runRollouts(SEEDS);
 const seconds = (performance.now() - started) / 1000;
-process.stdout.write(`\nWhole rollouts in the simulator (bench/rollouts.ts, ${(rollouts.length * SEEDS).toLocaleString('en')} simulated rollouts in ${seconds.toFixed(1)} s):\n\n${rolloutTable(rollouts, SEEDS)}\n\nTargets:\n${targets(rollouts).map((t) => `- ${t}`).join('\n')}\n`);
+process.stdout.write(`\nWhole rollouts in the simulator (bench/rollouts.ts, ${(rollouts.length * SEEDS).toLocaleString('en')} simulated rollouts in ${seconds.toFixed(1)} s):\n\n${rolloutTable(rollouts, SEEDS)}\n\nTargets:\n${targets(rollouts).map((t) => (t.startsWith(' ') ? t : `- ${t}`)).join('\n')}\n`);
 
 process.stdout.write(`\nBatching against the real Prometheus (bench/prometheus.ts):\n\n${await prometheusTable()}\n`);

@@ -21,6 +21,12 @@ export const EXPECTED: Record<string, 'promote' | 'rollback' | 'none'> = {
   'low-traffic': 'promote',
   'noisy-stable': 'promote',
   'no-data': 'none',
+  trickle: 'promote',
+  'broken-at-trickle': 'rollback',
+  'heavy-tail-near-bound': 'promote',
+  'stable-breaks-error-bound': 'promote',
+  'tail-regression': 'rollback',
+  bursty: 'promote',
 };
 
 export interface Policy {
@@ -52,6 +58,6 @@ export function thresholdOnly(): Policy {
   return {
     name: 'threshold-only',
     spec: { ...spec, analysis: { ...spec.analysis, minRequests: 0, spikeFactor: 100, sequentialTest: { ...spec.analysis.sequentialTest, enabled: false } } },
-    options: { inconclusiveIsFailure: true },
+    options: { inconclusiveIsFailure: true, pointEstimates: true },
   };
 }

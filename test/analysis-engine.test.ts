@@ -65,28 +65,47 @@ test('failed checks count over the rollout and roll back at failureThreshold', (
   const decisions = run(analysis, [bad, healthy, bad]);
   assert.deepEqual(decisions.map((d) => d.action), ['hold', 'advance', 'rollback']);
   assert.equal(decisions[2]?.weight, 0);
-  assert.match(decisions[2].reason, /2 failed checks reached failureThreshold 2: error-rate: canary 5xx ratio 3\.0+ % is above max 2\.0+ %/);
+  assert.match(decisions[2].reason, /2 failed checks reached failureThreshold 2: error-rate: canary 5xx ratio 3\.0+ % is above max 2\.0+ %, which stable meets \(canary 30 of 1000, between 2\.17 % and 4\.05 % at 95 %; stable 0\.10 %, 9 of 9000/);
 });
 
 test('a spike far beyond both the bound and stable rolls back at once', () => {
   const analysis = analysisWith((a) => (a.sequentialTest = { enabled: false }));
   const [decision] = run(analysis, [observation(counts(9000, 9), counts(1000, 200))]);
   assert.equal(decision?.action, 'rollback');
-  assert.match(decision.reason, /rolled back at once: error-rate: .*a spike/);
+  assert.match(decision.reason, /rolled back at once: error-rate: .*a spike: the canary's lower bound 17\.9 % is over 3× both max 2\.00 % and stable's upper bound 0\.17 %/);
   const latencySpike = run(analysis, [observation(counts(9000, 0, 100), counts(1000, 0, 5000))])[0];
   assert.equal(latencySpike?.action, 'rollback');
-  assert.match(latencySpike.reason, /p99: canary p99 4975 ms, stable 99.5 ms: above maxMs 500 ms, over 3× both its bound and stable: a spike/);
+  assert.match(
+    latencySpike.reason,
+    /p99: canary p99 4975 ms is above maxMs 500 ms, which stable meets; .*\(canary between 2500 ms and 5000 ms at 95 %, 1000 requests; stable 99\.5 ms, .*\); a spike: the canary's lower bound 2500 ms is over 3× both its bound 150 ms and stable's upper bound 100 ms/,
+  );
+});
+
+test('a spike needs evidence: 2 errors in 57 requests fail nothing at once', () => {
+  // The case: a handful of requests is not a spike, however high the ratio looks.
+  const analysis = analysisWith((a) => {
+    a.minRequests = 0;
+    a.sequentialTest = { enabled: false };
+  });
+  const [decision] = run(analysis, [observation(counts(540, 1), counts(57, 2))]);
+  assert.equal(decision?.action, 'hold');
+  assert.equal(decision.verdicts[0]?.verdict, 'inconclusive');
+  assert.match(decision.reason, /canary 5xx ratio 3\.51 %: not enough to judge against max 2\.00 % \(canary 2 of 57, between 0\.63 % and 10\.6 % at 95 %/);
 });
 
 test('too few requests is inconclusive: it holds, never promotes, and adds up with the next check', () => {
-  const analysis = analysisWith((a) => (a.inconclusiveLimit = 2));
-  const few = observation(counts(540, 0), counts(60, 0));
+  const analysis = analysisWith((a) => {
+    a.inconclusiveLimit = 2;
+    a.metrics = [{ name: 'error-rate', type: 'errorRate', max: 0.02 }];
+  });
+  const few = observation(counts(810, 0), counts(90, 0));
   const decisions = run(analysis, [few, few]);
   assert.deepEqual(decisions.map((d) => d.action), ['hold', 'advance']);
-  assert.match(decisions[0]?.reason ?? '', /canary served 60 requests in the window, fewer than minRequests \(100\)/);
+  assert.match(decisions[0]?.reason ?? '', /canary served 90 requests in the window, fewer than minRequests \(100\)/);
   assert.equal(decisions[0]?.inconclusiveAlarm, false);
-  // 60 + 60 canary requests: enough together, judged together.
-  assert.match(decisions[1]?.reason ?? '', /all checks passed at 10 %/);
+  // 90 + 90 canary requests without a 5xx: enough together to be sure of at most 1.65 %, judged together.
+  assert.match(decisions[1]?.reason ?? '', /all checks passed at 10 %: advancing to 30 % \(judging 2 intervals together\)/);
+  assert.match(decisions[1]?.verdicts[0]?.reason ?? '', /canary 0 of 180, at most 1\.65 % at 95 %/);
 });
 
 test('no data and unmeasurable checks hold, raise the alarm after inconclusiveLimit, and are no failure of the model', () => {
@@ -146,7 +165,12 @@ test('custom metrics: bounds, ratios to stable, and no data', () => {
   const check = (stable: Sample, canary: Sample): Decision => decide(analysis, startState(), observation(counts(9000, 0), counts(1000, 0), { ttft: { stable, canary } }));
   assert.equal(check(value(1.0), value(1.1)).action, 'advance');
   assert.match(check(value(1.0), value(1.5)).reason, /ttft: canary 1\.5, stable 1: 1\.5× stable, above maxRatioToStable 1\.2/);
-  assert.match(check(value(2.6), value(2.7)).reason, /above max 2\.5/);
+  assert.match(check(value(2.4), value(2.7)).reason, /above max 2\.5/);
+  // Stable breaks max too: the bound is left to the comparison with stable (within 1.2×), with a warning.
+  const both = check(value(2.6), value(2.7));
+  assert.equal(both.action, 'advance');
+  assert.deepEqual(both.warnings.map((w) => w.metric), ['ttft']);
+  assert.match(both.warnings[0]?.reason ?? '', /stable breaks this bound too: max 2\.5, stable 2\.6, canary 2\.7/);
   assert.equal(check(value(1), { kind: 'value', value: NaN }).verdicts[0]?.verdict, 'inconclusive');
   assert.equal(check({ kind: 'noData', reason: 'empty vector' }, value(1)).action, 'hold');
 });

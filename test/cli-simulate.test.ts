@@ -72,3 +72,18 @@ test('custom PromQL metrics are said to be left out of the simulation', async ()
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /^not simulated \(custom PromQL\): ttft-p95$/m);
 });
+
+test('simulate shows the interval behind each verdict, and says when stable breaks a bound too', async () => {
+  const run = await modelcanary(['simulate', '--canary', CANARY, '--scenario', 'examples/scenarios/stable-breaks-error-bound.yaml']);
+  assert.equal(run.code, 0, run.stderr);
+  // Under each decision, one line per metric: its verdict and both versions' bounds at the confidence.
+  assert.match(run.stdout, /^ {28}error-rate pass: canary between [\d.]+ % and [\d.]+ %, stable between [\d.]+ % and [\d.]+ % \(95 %\) · stable breaks this bound too$/m);
+  assert.match(run.stdout, /^ {28}p99 inconclusive: canary above 100 ms, stable between 100 ms and 250 ms \(95 %\)$/m);
+  assert.match(run.stdout, /^ +\d+m?\d*s? +10 % +hold +all checks passed \(\d of 4 at 10 %, judging \d intervals together; stable breaks a bound too: error-rate\)$/m);
+  assert.match(run.stdout, /^outcome: promoted at /m);
+  const json = await modelcanary(['simulate', '--canary', CANARY, '--scenario', 'examples/scenarios/stable-breaks-error-bound.yaml', '--json']);
+  const verdict = JSON.parse(json.stdout).timeline[0].verdicts.find((v: { name: string }) => v.name === 'error-rate');
+  assert.equal(verdict.interval.confidence, 0.95);
+  assert.deepEqual(Object.keys(verdict.interval.canary), ['low', 'high']);
+  assert.match(verdict.warning, /^stable breaks this bound too: max 2\.00 %/);
+});

@@ -304,6 +304,28 @@ test('a rolled-back canary is retried, same versions, by setting the retry annot
   assert.equal((await w.status('m')).phase, 'Succeeded');
 });
 
+test('a bound stable breaks too does not fail the canary: a Warning event once and a condition while it lasts', async () => {
+  const w = new World();
+  w.metrics.serve(w.clock.now(), 'v1', 4000, 160);
+  await w.add('m', { metrics: [{ name: 'error-rate', type: 'errorRate', max: 0.02 }] });
+  await w.settle('m');
+  for (let i = 0; i < 2; i++) {
+    w.clock.advance(30 * SECOND);
+    w.metrics.serve(w.clock.now(), 'v1', 4000, 160);
+    w.metrics.serve(w.clock.now(), 'v2', 4000, 150);
+    await w.settle('m');
+  }
+  const s = await w.status('m');
+  assert.notEqual(s.phase, 'RolledBack', s.message);
+  assert.ok(s.canaryWeight >= 30, `the canary moved on: ${s.canaryWeight}`);
+  const condition = s.conditions.find((c: Json) => c.type === 'StableMeetsBounds');
+  assert.equal(condition?.status, 'False');
+  assert.match(condition.message, /error-rate: stable breaks this bound too/);
+  assert.equal(w.events.reasons().filter((r) => r === 'StableBreaksBound').length, 1, 'said once, not at every check');
+  const metric = s.lastAnalysis.metrics[0];
+  assert.equal(metric.interval.confidence, 0.95, 'the interval behind the verdict is in status');
+});
+
 // ── The choice itself, as a table ─────────────────────────────────────────────────────
 
 function spec(edit: (s: Json) => void = () => undefined): ModelCanarySpec {

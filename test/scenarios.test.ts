@@ -24,10 +24,53 @@ for (const scenario of loadScenarios()) {
 }
 
 test('the suite covers the scenarios the design asks for', () => {
-  assert.deepEqual(
-    loadScenarios().map((s) => s.name).sort(),
-    ['error-spike-at-10', 'errors-after-30', 'healthy', 'latency-regression', 'low-traffic', 'no-data', 'noisy-stable', 'small-error-regression'],
-  );
+  assert.deepEqual(loadScenarios().map((s) => s.name).sort(), [
+    'broken-at-trickle',
+    'bursty',
+    'error-spike-at-10',
+    'errors-after-30',
+    'healthy',
+    'heavy-tail-near-bound',
+    'latency-regression',
+    'low-traffic',
+    'no-data',
+    'noisy-stable',
+    'small-error-regression',
+    'stable-breaks-error-bound',
+    'tail-regression',
+    'trickle',
+  ]);
+});
+
+function scenario(name: string): ReturnType<typeof loadScenarios>[number] {
+  const found = loadScenarios().find((s) => s.name === name);
+  assert.ok(found !== undefined, `no scenario ${name}`);
+  return found;
+}
+
+test('a bound that stable breaks too does not fail the canary: it is promoted, and every pass says so', () => {
+  for (const seed of SEEDS.slice(0, 4)) {
+    const result = simulate(policy.spec, scenario('stable-breaks-error-bound'), { seed });
+    assert.equal(result.outcome, 'promoted');
+    const passes = result.timeline.filter((e) => e.verdicts.find((v) => v.name === 'error-rate')?.verdict === 'pass');
+    assert.ok(passes.length > 0);
+    for (const entry of passes) {
+      assert.match(entry.verdicts.find((v) => v.name === 'error-rate')?.warning ?? '', /^stable breaks this bound too: max 2\.00 % \(stable's 5xx ratio between [\d.]+ % and [\d.]+ % at 95 %/);
+    }
+  }
+});
+
+test('at trickle traffic no check fails a healthy canary, and every verdict carries its interval', () => {
+  for (const seed of SEEDS.slice(0, 4)) {
+    const result = simulate(policy.spec, scenario('trickle'), { seed });
+    assert.equal(result.outcome, 'promoted');
+    const verdicts = result.timeline.flatMap((e) => e.verdicts);
+    assert.ok(verdicts.every((v) => v.verdict !== 'fail'), `seed ${seed}: a check failed`);
+    for (const v of verdicts.filter((v) => v.verdict === 'pass' || v.verdict === 'inconclusive')) {
+      if (v.reason.includes('minRequests')) continue;
+      assert.equal(v.interval?.confidence, 0.95, `${v.name}: ${v.reason}`);
+    }
+  }
 });
 
 test('a bad canary is caught before it reaches the next step', () => {

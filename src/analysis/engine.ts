@@ -21,6 +21,12 @@ export interface AnalysisState {
   inconclusiveChecks: number;
   /** Counts of inconclusive checks at this step, judged together with the next check's. */
   carried?: VersionPair<Counts> | undefined;
+  /**
+   * How many checks' intervals `carried` holds. A passing check counts each interval it judged
+   * toward checksPerStep. Left out (a store that does not keep it), one is assumed: never more
+   * credit than the evidence covers.
+   */
+  carriedChecks?: number | undefined;
   evidence: Evidence[];
 }
 
@@ -36,6 +42,17 @@ export interface Decision {
   reason: string;
   /** The check has been unable to judge for inconclusiveLimit checks in a row: tell people. */
   inconclusiveAlarm: boolean;
+  /**
+   * What people must be told although it fails nothing: today, a metric whose absolute bound
+   * stable breaks too ("stable breaks this bound too", with the numbers). One entry per metric;
+   * the controller raises a Warning event and a condition from them.
+   */
+  warnings: DecisionWarning[];
+}
+
+export interface DecisionWarning {
+  metric: string;
+  reason: string;
 }
 
 export interface EngineOptions {
@@ -44,6 +61,11 @@ export interface EngineOptions {
    * comparing policies (bench, simulate); ModelCanary has no such setting, on purpose.
    */
   inconclusiveIsFailure?: boolean;
+  /**
+   * Judge thresholds on point values, as Flagger does: no confidence bounds and no
+   * stable-breaks-too rule. Only for comparing policies (bench); ModelCanary has no such setting.
+   */
+  pointEstimates?: boolean;
 }
 
 /** The state when a rollout starts: the first step's weight, nothing counted. */
@@ -63,8 +85,12 @@ export function decide(analysis: Analysis, state: AnalysisState, observation: Ob
   const judged = freshCounts === undefined ? fresh : asSamples(state.carried === undefined ? freshCounts : sum(state.carried, freshCounts));
   const traffic: VersionPair<number | undefined> = { stable: countsOf(judged.stable)?.requests, canary: countsOf(judged.canary)?.requests };
   const thresholdVerdicts = analysis.metrics.map((metric) =>
-    judgeMetric(metric, metric.type === 'prometheus' ? (observation.custom[metric.name] ?? { stable: NOT_FETCHED, canary: NOT_FETCHED }) : judged, analysis, traffic),
+    judgeMetric(metric, metric.type === 'prometheus' ? (observation.custom[metric.name] ?? { stable: NOT_FETCHED, canary: NOT_FETCHED }) : judged, analysis, traffic, {
+      pointEstimates: options.pointEstimates,
+    }),
   );
+  // The intervals this check judges: its own, and those of the inconclusive checks carried into it.
+  const judgedChecks = freshCounts === undefined || state.carried === undefined ? 1 : 1 + (state.carriedChecks ?? 1);
   // Requests the sequential test has not seen yet: the whole interval, unless watch() looked at part of it.
   const unseen = observation.sinceLastWatch === undefined ? freshCounts : bothCounts(observation.sinceLastWatch);
   const sequential = feedSequentialTests(analysis, state.evidence, unseen, countsOf(judged.stable));
@@ -74,7 +100,8 @@ export function decide(analysis: Analysis, state: AnalysisState, observation: Ob
     return rejection === undefined ? verdict : { ...verdict, verdict: 'fail' as const, severe: true, reason: `${rejection}; ${verdict.reason}` };
   });
   const weight = weightAt(analysis, state);
-  const counted: AnalysisState = { ...state, evidence, carried: undefined };
+  const counted: AnalysisState = { ...state, evidence, carried: undefined, carriedChecks: undefined };
+  const warnings = verdicts.flatMap((v) => (v.warning === undefined ? [] : [{ metric: v.name, reason: v.warning }]));
   const decision = (action: Action, next: AnalysisState, reason: string, nextWeight = weight, inconclusiveAlarm = false): Decision => ({
     action,
     weight: nextWeight,
@@ -82,6 +109,7 @@ export function decide(analysis: Analysis, state: AnalysisState, observation: Ob
     verdicts,
     reason,
     inconclusiveAlarm,
+    warnings,
   });
 
   const severe = verdicts.find((v) => v.severe);
@@ -105,20 +133,27 @@ export function decide(analysis: Analysis, state: AnalysisState, observation: Ob
     const alarm = inconclusiveChecks >= analysis.inconclusiveLimit;
     const bound = alarm ? `, ${inconclusiveChecks} checks in a row without a verdict (inconclusiveLimit ${analysis.inconclusiveLimit})` : '';
     // Keep this check's requests for the next one, so that low traffic adds up to a verdict.
-    const carried = bothCounts(judged) ?? state.carried;
-    return decision('hold', { ...counted, inconclusiveChecks, carried }, `holding at ${weight} %: not enough evidence${bound}: ${why}`, weight, alarm);
+    const judgedCounts = bothCounts(judged);
+    const carry = judgedCounts === undefined ? { carried: state.carried, carriedChecks: state.carriedChecks } : { carried: judgedCounts, carriedChecks: judgedChecks };
+    return decision('hold', { ...counted, inconclusiveChecks, ...carry }, `holding at ${weight} %: not enough evidence${bound}: ${why}`, weight, alarm);
   }
 
-  const passedChecks = counted.passedChecks + 1;
+  // A pass on carried requests vouches for every interval it judged, not just the last one.
+  const passedChecks = counted.passedChecks + judgedChecks;
   const passed = { ...counted, passedChecks, inconclusiveChecks: 0 };
+  const notes = [
+    ...(judgedChecks > 1 ? [`judging ${judgedChecks} intervals together`] : []),
+    ...(warnings.length > 0 ? [`stable breaks a bound too: ${warnings.map((w) => w.metric).join(', ')}`] : []),
+  ].join('; ');
   if (passedChecks < analysis.checksPerStep) {
-    return decision('hold', passed, `all checks passed (${passedChecks} of ${analysis.checksPerStep} at ${weight} %)`);
+    return decision('hold', passed, `all checks passed (${passedChecks} of ${analysis.checksPerStep} at ${weight} %${notes === '' ? '' : `, ${notes}`})`);
   }
   const nextIndex = state.stepIndex + 1;
   const nextWeight = analysis.steps[nextIndex] ?? 100;
   const next = { ...passed, stepIndex: nextIndex, passedChecks: 0 };
-  if (nextIndex >= analysis.steps.length - 1) return decision('promote', next, `all checks passed at ${weight} %: promoting`, 100);
-  return decision('advance', next, `all checks passed at ${weight} %: advancing to ${nextWeight} %`, nextWeight);
+  const noted = notes === '' ? '' : ` (${notes})`;
+  if (nextIndex >= analysis.steps.length - 1) return decision('promote', next, `all checks passed at ${weight} %: promoting${noted}`, 100);
+  return decision('advance', next, `all checks passed at ${weight} %: advancing to ${nextWeight} %${noted}`, nextWeight);
 }
 
 function bothCounts(pair: VersionPair<Sample>): VersionPair<Counts> | undefined {
@@ -150,7 +185,7 @@ export function watch(analysis: Analysis, state: AnalysisState, counts: VersionP
   }));
   const reason = `rolled back at once: ${verdicts.map((v) => `${v.name}: ${v.reason}`).join('; ')}`;
   const failed = { ...next, failedChecks: next.failedChecks + 1 };
-  return { state: failed, rollback: { action: 'rollback', weight: 0, state: failed, verdicts, reason, inconclusiveAlarm: false } };
+  return { state: failed, rollback: { action: 'rollback', weight: 0, state: failed, verdicts, reason, inconclusiveAlarm: false, warnings: [] } };
 }
 
 /**

@@ -17,3 +17,21 @@ export function formatValue(value: number): string {
   if (magnitude !== 0 && (magnitude < 1e-3 || magnitude >= 1e6)) return value.toExponential(2);
   return String(Number(value.toPrecision(4)));
 }
+
+/** A confidence level as people say it: 0.95 → "95 %". */
+export function formatPercent(level: number): string {
+  return `${Number((level * 100).toPrecision(4))} %`;
+}
+
+/**
+ * Confidence bounds in words: "between 0.4 % and 11 %", "at most 1.9 %", "above 250 ms" (a
+ * quantile above a bucket edge), "not yet bounded". `ceiling` is the largest possible value.
+ */
+export function describeBounds(bounds: { low: number; high: number; lowOpen?: boolean | undefined }, show: (x: number) => string, ceiling: number): string {
+  const hasLow = bounds.low > 0 || bounds.lowOpen === true;
+  const hasHigh = bounds.high < ceiling;
+  const low = `${bounds.lowOpen === true ? 'above' : 'at least'} ${show(bounds.low)}`;
+  if (hasLow && hasHigh) return `between ${show(bounds.low)} and ${show(bounds.high)}`;
+  if (hasHigh) return `at most ${show(bounds.high)}`;
+  return hasLow ? low : 'not yet bounded';
+}

@@ -375,6 +375,10 @@ export const Analysis = annotate(
       description:
         "A canary this many times over a metric's bound, and this many times worse than stable, on at least minRequests requests, is rolled back at once without waiting for failureThreshold.",
     }).prefault(3),
+    confidence: annotate(z.number().min(0.5).max(0.999), {
+      description:
+        "How sure a threshold check must be. An errorRate or latency check fails only when the canary's counts show it beyond its bound with at least this confidence, passes only when they show it within with this confidence, and otherwise is inconclusive: it holds the step and adds the next interval's requests, and a check that then passes counts each interval it judged toward checksPerStep. The same confidence makes a spike severe (the canary's lower bound at spikeFactor times both the metric's bound and stable's upper bound) and decides whether stable breaks an absolute bound too. Ratios use Clopper-Pearson bounds; quantiles use order statistics of the bucket counts, so their bounds are bucket edges (see docs/analysis.md). Default 0.95.",
+    }).prefault(0.95),
     sequentialTest: SequentialTest.prefault({}),
     metrics: annotate(z.array(Metric).min(1).max(20), {
       description: 'The checks. At least one: a canary judged by nothing would be promoted blind.',

@@ -17,7 +17,7 @@ export const Verdict = annotate(z.enum(VERDICTS), {
 export type Verdict = z.output<typeof Verdict>;
 
 /** The kinds of condition the controller sets; each is True, False or Unknown. */
-export const CONDITION_TYPES = ['Valid', 'Progressing', 'Promoted', 'MetricsAvailable', 'RoutingReady', 'Preflight'] as const;
+export const CONDITION_TYPES = ['Valid', 'Progressing', 'Promoted', 'MetricsAvailable', 'RoutingReady', 'Preflight', 'StableMeetsBounds'] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 export const Condition = annotate(
@@ -40,6 +40,14 @@ export const Condition = annotate(
 );
 export type Condition = z.output<typeof Condition>;
 
+const IntervalBounds = annotate(
+  z.object({
+    low: annotate(z.number(), { description: 'Lower bound: the true value is at least this (above it, for a quantile: a bucket edge).' }),
+    high: annotate(z.number().nullable(), { description: 'Upper bound: the true value is at most this; null while there is none (too few requests).' }),
+  }),
+  { description: "Bounds on one version's true value." },
+);
+
 export const MetricResult = annotate(
   z.object({
     name: annotate(z.string(), { description: 'Name of the metric.' }),
@@ -47,6 +55,14 @@ export const MetricResult = annotate(
     stable: annotate(z.number().nullable(), { description: "Stable's value, when measured." }).optional(),
     canary: annotate(z.number().nullable(), { description: "Canary's value, when measured." }).optional(),
     reason: annotate(z.string().max(4096), { description: 'The numbers and the rule behind the verdict.' }),
+    interval: annotate(
+      z.object({
+        confidence: annotate(z.number(), { description: 'The confidence of each bound (spec.analysis.confidence).' }),
+        canary: IntervalBounds,
+        stable: IntervalBounds,
+      }),
+      { description: 'The confidence bounds behind the verdict (errorRate and latency metrics): a 5xx ratio, or a quantile in milliseconds.' },
+    ).optional(),
   }),
   { description: 'The last verdict on one metric.' },
 );
@@ -126,6 +142,7 @@ export const ModelCanaryStatus = annotate(
     passedChecks: annotate(z.int().min(0), { description: 'Passing checks at the current step, toward spec.analysis.checksPerStep.' }).optional(),
     lastAnalysis: LastAnalysis.optional(),
     carriedCounts: CarriedCounts.optional(),
+    carriedChecks: annotate(z.int().min(0).max(100000), { description: 'How many checks the carried counts cover, credited toward spec.analysis.checksPerStep when they pass.' }).optional(),
     evidence: annotate(z.array(Evidence).max(40), {
       description: 'The sequential test\'s evidence, per metric, so that it survives a restart of the controller.',
     }).optional(),
@@ -144,7 +161,7 @@ export const ModelCanaryStatus = annotate(
       description: 'The value of the modelcanary.io/retry annotation last acted on: setting the annotation to a new value restarts a rolled-back rollout of the same versions.',
     }).optional(),
     conditions: annotate(z.array(Condition).max(16), {
-      description: 'Conditions: Valid, Preflight, Progressing, Promoted, MetricsAvailable, RoutingReady.',
+      description: 'Conditions: Valid, Preflight, Progressing, Promoted, MetricsAvailable, RoutingReady, StableMeetsBounds.',
       extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },
     }).optional(),
     message: annotate(z.string().max(4096), { description: 'What is happening now, for people.' }).optional(),

@@ -5,6 +5,7 @@ import { Scenario } from '../api/scenario.ts';
 import { checkAgainst, checkModelCanary, type Problem } from '../api/validate.ts';
 import { formatDuration } from '../api/duration.ts';
 import { simulate, type SimulationResult } from '../analysis/simulator.ts';
+import { intervalText } from '../analysis/verdicts.ts';
 import { renderChart } from './chart.ts';
 import { isRecord, readYamlFile } from './files.ts';
 import { EXIT, type Io } from './io.ts';
@@ -76,8 +77,15 @@ function timeline(result: SimulationResult, name: string): string {
   const lines = [`scenario ${result.scenario} · seed ${result.seed} · ${KIND} ${name}`];
   if (result.skippedMetrics.length > 0) lines.push(`not simulated (custom PromQL): ${result.skippedMetrics.join(', ')}`);
   lines.push('', '    time  weight  action    reason');
+  const indent = ' '.repeat(28);
   for (const entry of result.timeline) {
     lines.push(`${clock(entry.atSeconds).padStart(8)}  ${`${entry.weight} %`.padStart(6)}  ${entry.action.padEnd(8)}  ${entry.reason}`);
+    // The bounds behind each verdict: why a check passed, failed or could not tell yet.
+    for (const verdict of entry.verdicts) {
+      const bounds = intervalText(verdict);
+      const warning = verdict.warning === undefined ? '' : ' · stable breaks this bound too';
+      lines.push(`${indent}${verdict.name} ${verdict.verdict}${bounds === undefined ? '' : `: ${bounds}`}${warning}`);
+    }
   }
   const { requests, errors } = result;
   lines.push(

@@ -312,7 +312,7 @@ async function converge(ctx: Pass0, canary: ModelCanary, router: TrafficRouter):
   const intent = intentOf(canary.spec, ctx.status);
   ctx.signal?.throwIfAborted();
   const applied = await router.apply(intent, ctx.signal);
-  if (!applied.ok) return AGAIN;
+  if (!applied.ok) return { requeueAfterMs: 1000 };
   if (applied.found.canary !== intent.weight) {
     await tell(ctx, 'Warning', 'RouteDrifted', `the route held ${applied.found.canary} % on the canary, not ${intent.weight} % as the rollout says (changed by hand, or a write cut short); set to ${intent.weight} %`);
     // The weight takes effect now: the next check judges only what was served since.
@@ -392,6 +392,9 @@ async function judged(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, de
   if (refused !== undefined) return holdOnBadStatus(ctx, canary, refused);
   if (!(await commit(ctx, status))) return AGAIN;
   const applied = await router.apply(intentOf(canary.spec, status), ctx.signal);
+  // The decision stands; the route catches up on the next pass (converge), which comes soon
+  // even after the end, where nothing else would bring the ModelCanary back.
+  const routeBehind = !applied.ok;
   if (!applied.ok) await tell(ctx, 'Warning', 'RouteRefused', applied.problem);
   else if (applied.found.canary !== (previous.canaryWeight ?? applied.found.canary)) {
     await tell(ctx, 'Warning', 'WeightChangedByHand', `the route held ${applied.found.canary} % on the canary, not ${previous.canaryWeight ?? 0} %; set to ${decision.weight} %`);
@@ -406,9 +409,15 @@ async function judged(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, de
   if (decision.inconclusiveAlarm && (previous.inconclusiveChecks ?? 0) < canary.spec.analysis.inconclusiveLimit) {
     await tell(ctx, 'Warning', 'NoEvidence', decision.reason);
   }
+  // Said when it starts, not at every check: the condition StableMeetsBounds stays while it lasts.
+  const warnedBefore = previous.conditions?.some((c) => c.type === 'StableMeetsBounds' && c.status === 'False') === true;
+  if (decision.warnings.length > 0 && !warnedBefore) {
+    await tell(ctx, 'Warning', 'StableBreaksBound', decision.warnings.map((w) => `${w.metric}: ${w.reason}`).join('; '));
+  }
   ctx.deps.log.info({ canary: ctx.key, action: decision.action, weight: decision.weight, reason: decision.reason }, 'check');
   ctx.deps.observer?.checked?.(canary, decision, status);
   const terminal = decision.action === 'promote' || decision.action === 'rollback';
+  if (routeBehind) return { requeueAfterMs: 1000 };
   return terminal ? {} : { requeueAfterMs: nextLookMs(canary) };
 }
 

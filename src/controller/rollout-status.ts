@@ -14,6 +14,7 @@ export function analysisStateOf(status: ModelCanaryStatus): AnalysisState {
     failedChecks: status.failedChecks ?? 0,
     inconclusiveChecks: status.inconclusiveChecks ?? 0,
     carried: status.carriedCounts,
+    carriedChecks: status.carriedChecks,
     evidence: status.evidence ?? [],
   };
 }
@@ -76,6 +77,10 @@ export function statusAfter(decision: Decision, previous: ModelCanaryStatus, gen
   };
   const alarm = decision.inconclusiveAlarm;
   set('MetricsAvailable', alarm ? 'False' : 'True', alarm ? 'NoEvidence' : 'Measured', alarm ? decision.reason : 'the last checks could judge the canary');
+  // A bound stable breaks too does not fail the canary, but people must know the bound is not met.
+  const warnings = decision.warnings;
+  if (warnings.length > 0) set('StableMeetsBounds', 'False', 'StableBreaksBound', warnings.map((w) => `${w.metric}: ${w.reason}`).join('; ').slice(0, 32768));
+  else if (conditions.some((c) => c.type === 'StableMeetsBounds')) set('StableMeetsBounds', 'True', 'BoundsMet', 'stable meets every bound the canary is judged by');
   if (decision.action === 'promote') {
     set('Progressing', 'False', 'Promoted', decision.reason);
     set('Promoted', 'True', 'ChecksPassed', decision.reason);
@@ -93,6 +98,7 @@ export function statusAfter(decision: Decision, previous: ModelCanaryStatus, gen
     failedChecks: state.failedChecks,
     inconclusiveChecks: state.inconclusiveChecks,
     carriedCounts: state.carried === undefined ? undefined : { stable: roundCounts(state.carried.stable), canary: roundCounts(state.carried.canary) },
+    carriedChecks: state.carried === undefined ? undefined : state.carriedChecks,
     evidence: state.evidence,
     conditions,
     message: decision.reason.slice(0, 4096),
@@ -108,6 +114,14 @@ export function statusAfter(decision: Decision, previous: ModelCanaryStatus, gen
         stable: finite(v.stable),
         canary: finite(v.canary),
         reason: v.reason.slice(0, 4096),
+        interval:
+          v.interval === undefined
+            ? undefined
+            : {
+                confidence: v.interval.confidence,
+                canary: { low: v.interval.canary.low, high: finite(v.interval.canary.high) },
+                stable: { low: v.interval.stable.low, high: finite(v.interval.stable.high) },
+              },
       })),
     },
   };
