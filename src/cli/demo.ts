@@ -2,19 +2,26 @@
 // server stands in for Kubernetes, the simulated mesh for Istio and the models, the real
 // Prometheus (when installed) scrapes the mesh, and the same controller as `modelcanary run`
 // does the work. Everything it starts stops with it.
+//
+// With --kubeconfig a real cluster (envtest, kind, minikube) takes the sandbox's place: the
+// controller, the ModelCanaries and the routes the gateway follows live there, in a namespace
+// of the demo's own that it empties and deletes when it ends; the mesh, the load and
+// Prometheus still run here on loopback.
 
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CustomObjectsApi, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { GROUP, PLURAL, VERSION, type ModelCanary } from '../api/modelcanary.ts';
+import { GROUP, KIND, PLURAL, VERSION, type ModelCanary } from '../api/modelcanary.ts';
 import type { ModelCanaryStatus } from '../api/status.ts';
 import { parseDuration } from '../api/duration.ts';
 import { checkModelCanary } from '../api/validate.ts';
 import { formatMs, formatRatio, formatValue } from '../analysis/format.ts';
+import { apiErrorMessage } from '../controller/kube-errors.ts';
+import { withSignal } from '../controller/kube-options.ts';
 import { ScrapingMetricsProvider } from '../metrics/scrape-provider.ts';
 import { createLogger } from '../observability/logger.ts';
 import { startSandbox } from '../sandbox/sandbox.ts';
@@ -25,24 +32,51 @@ import { parseCommand } from './args.ts';
 import { EXIT, type Io } from './io.ts';
 import { startController, type RunningController } from './run.ts';
 
-const USAGE = `Usage: modelcanary demo [--keep] [--timeout 2m] [--rate N] [--without-prometheus]
+const USAGE = `Usage: modelcanary demo [--kubeconfig FILE] [--keep] [--timeout 2m] [--rate N] [--without-prometheus]
 
 Two rollouts on this machine, no cluster needed: a healthy upgrade that is promoted
 10 → 30 → 100 %, and one whose canary starts failing at 30 % and is rolled back. An embedded
 Kubernetes API server, a simulated Istio mesh with model servers and load, the real
 Prometheus scraping it (when installed), and the real controller.
 
+With --kubeconfig, the same rollouts on a real cluster (envtest, kind, minikube): the
+controller, the ModelCanaries and the routes live there, in a namespace the demo creates
+(modelcanary-demo-…) and deletes when it ends; the mesh, the load and Prometheus still run on
+this machine. The cluster needs the ModelCanary and the Istio CRDs; the demo says how to
+install them when they are missing.
+
 Flags:
+  --kubeconfig FILE       run against this cluster instead of the embedded API server
   --keep                  leave everything running after the rollouts end, until Ctrl-C
   --timeout DURATION      give up when the rollouts have not ended by then; default 2m
   --rate N                requests per second sent to each model; default 60
   --without-prometheus    read the mesh's counters directly even when Prometheus is installed
 
-Exit status: 0 when both rollouts end as expected, 1 when not (or interrupted), 2 on bad flags.
+Exit status: 0 when both rollouts end as expected, 1 when not (or interrupted, or what it
+created in the cluster could not be deleted), 2 on bad flags, an unreachable cluster or
+missing CRDs.
 `;
 
+/** The sandbox's namespace, as in examples/demo; on a cluster the demo makes its own. */
 const NAMESPACE = 'ml-serving';
 const MANIFESTS = new URL('../../examples/demo/', import.meta.url);
+const CRD_FILE = fileURLToPath(new URL('../../crds/modelcanary.yaml', import.meta.url));
+/** Marks the namespaces the demo creates, so that one left by a killed run is easy to find. */
+const CREATED_BY = { 'app.kubernetes.io/created-by': 'modelcanary-demo' };
+const ISTIO = { group: 'networking.istio.io', version: 'v1' };
+const ISTIO_CRDS = 'https://raw.githubusercontent.com/istio/api/v1.32.0/kubernetes/customresourcedefinitions.gen.yaml';
+/** Every kind the demo creates on a cluster, and the CRD that serves it. */
+const KINDS = [
+  { kind: KIND, crd: `${PLURAL}.${GROUP}`, group: GROUP, version: VERSION, plural: PLURAL },
+  { kind: 'VirtualService', crd: 'virtualservices.networking.istio.io', ...ISTIO, plural: 'virtualservices' },
+  { kind: 'DestinationRule', crd: 'destinationrules.networking.istio.io', ...ISTIO, plural: 'destinationrules' },
+] as const;
+type Kind = (typeof KINDS)[number];
+/** How long the controller gets to remove the ModelCanaries' finalizers (restoring stable mid-rollout) at the end. */
+const FINALIZE_MS = 30_000;
+const CLUSTER_REQUEST_MS = 15_000;
+/** How long the gateway gets to apply the route an ended rollout left before the summary. */
+const ROUTE_GRACE_MS = 10_000;
 // Failed is not an end (a held rollout resumes once fixed), but the demo stops there: nothing will fix it.
 const TERMINAL = new Set(['Succeeded', 'RolledBack', 'Failed']);
 
@@ -82,7 +116,7 @@ export async function runDemo(args: string[], io: Io, signal?: AbortSignal, env:
   const parsed = parseCommand(
     'demo',
     args,
-    { keep: { type: 'boolean' }, timeout: { type: 'string' }, rate: { type: 'string' }, 'without-prometheus': { type: 'boolean' } },
+    { kubeconfig: { type: 'string' }, keep: { type: 'boolean' }, timeout: { type: 'string' }, rate: { type: 'string' }, 'without-prometheus': { type: 'boolean' } },
     USAGE,
     io,
   );
@@ -98,14 +132,10 @@ export async function runDemo(args: string[], io: Io, signal?: AbortSignal, env:
     io.stderr.write(`modelcanary demo: --rate must be a number of requests per second from 1 to 2000, not ${values.rate ?? ''}\n`);
     return EXIT.unreadable;
   }
+  const kubeconfigFile = values.kubeconfig === undefined ? undefined : resolvePath(io.cwd, values.kubeconfig);
 
-  const cast = await readCast();
-  if (typeof cast === 'string') {
-    io.stderr.write(`modelcanary demo: ${cast}\n`);
-    return EXIT.unreadable;
-  }
-
-  // Ctrl-C (or the caller's signal) ends the run at any point; cleanup runs either way.
+  // Ctrl-C (or the caller's signal) ends the run at any point; cleanup runs either way. The
+  // handlers stay until the cleanup is done, so that only a second Ctrl-C cuts it short.
   const interrupted = new AbortController();
   const interrupt = (): void => {
     interrupted.abort();
@@ -116,98 +146,128 @@ export async function runDemo(args: string[], io: Io, signal?: AbortSignal, env:
 
   const out = new Output(io);
   const stack: (() => Promise<void>)[] = [];
-  const dir = await mkdtemp(join(tmpdir(), 'modelcanary-demo-'));
-  stack.push(() => rm(dir, { recursive: true, force: true }));
+  const leftBehind: string[] = [];
+  let code: number;
   try {
-    out.line('modelcanary demo: two model rollouts on a simulated Istio mesh, judged by the real controller');
-    out.line('');
-
-    const sandbox = await startSandbox({ namespaces: [NAMESPACE] });
-    stack.push(() => sandbox.stop());
-    const kubeconfigFile = join(dir, 'kubeconfig');
-    await writeFile(kubeconfigFile, sandbox.kubeconfig({ namespace: NAMESPACE }));
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromString(sandbox.kubeconfig({ namespace: NAMESPACE }));
-    const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
-    for (const member of cast) for (const object of member.others) await objects.create(object);
-
-    const mesh = await startMesh({ kubeConfig, workloads: cast.flatMap(workloadsOf) });
-    stack.push(() => mesh.stop());
-    mesh.onRouteChange((change) => {
-      routeChanged(change, cast, mesh, out);
-    });
-
-    for (const member of cast) {
-      const host = `${member.canary.spec.stable.destination.host}.${NAMESPACE}.svc.cluster.local`;
-      member.load = startLoad({ url: mesh.ingressUrl, host, path: `/v1/models/${member.canary.spec.model}:predict`, ratePerSecond: rate });
-      const load = member.load;
-      stack.push(() => load.stop());
-    }
-
-    const metricsSource = await startMetrics(values['without-prometheus'] === true, mesh, env, stack, interrupted.signal);
-    if (metricsSource === undefined) return interruptedExit(out);
-
-    const logFile = join(dir, 'controller.log');
-    const logStream = createWriteStream(logFile);
-    stack.push(() => new Promise((resolve) => logStream.end(resolve)));
-    const controller: RunningController = await startController({
-      kubeConfig,
-      namespaces: [NAMESPACE],
-      metricsAddr: '127.0.0.1:0',
-      defaultPrometheus: metricsSource.prometheus?.url ?? 'http://127.0.0.1:9',
-      metricsProvider: metricsSource.direct,
-      log: createLogger({ level: 'info', destination: logStream, pretty: false }),
-    });
-    stack.push(() => controller.stop());
-
-    out.line(`  Kubernetes API (sandbox)  ${sandbox.url}`);
-    out.line(
-      metricsSource.prometheus === undefined
-        ? `  Prometheus                ${metricsSource.without ?? 'none'}: reading the mesh's counters directly (apt-get install -y prometheus for the real thing)`
-        : `  Prometheus                ${metricsSource.prometheus.url}  (scraping the mesh every 1 s)`,
-    );
-    out.line(`  ingress gateway           ${mesh.ingressUrl}  (${rate} requests/s to each model)`);
-    out.line(`  mesh telemetry            ${mesh.metricsUrl}`);
-    out.line(`  controller metrics        http://${controller.metricsAddress}/metrics`);
-    out.line(`  controller log            ${logFile}`);
-    out.line('');
-    out.line(`  Inspect it while it runs${values.keep === true ? '' : ' (--keep leaves it running)'}:`);
-    out.line(`    kubectl --kubeconfig ${kubeconfigFile} -n ${NAMESPACE} get modelcanaries,virtualservices`);
-    out.line('');
-    for (const member of cast) out.line(`  ${member.role.name.padEnd(15)} ${member.canary.spec.stable.version} → ${member.canary.spec.canary.version}   ${member.role.story}`);
-    out.line('');
-
-    const started = Date.now();
-    out.clock = () => Date.now() - started;
-    const canaries = kubeConfig.makeApiClient(CustomObjectsApi);
-    for (const member of cast) await objects.create(member.manifest);
-
-    const ended = await follow(cast, canaries, out, started + timeoutMs, interrupted.signal);
-    out.finishLive();
-    if (ended === 'interrupted') return interruptedExit(out);
-    const asExpected = summarize(cast, ended === 'ended', timeoutMs, out);
-
-    if (values.keep === true && !interrupted.signal.aborted) {
-      out.line('');
-      out.line('Everything keeps running (load, mesh, Prometheus, controller, API server). Ctrl-C stops it all.');
-      await new Promise<void>((resolve) => {
-        if (interrupted.signal.aborted) resolve();
-        interrupted.signal.addEventListener('abort', () => {
-          resolve();
-        }, { once: true });
-      });
-    }
-    return asExpected ? EXIT.ok : EXIT.invalid;
+    code = await play({ io, env, out, stack, leftBehind, interrupted: interrupted.signal, kubeconfigFile, timeoutMs, rate, keep: values.keep === true, withoutPrometheus: values['without-prometheus'] === true });
   } catch (error) {
     out.finishLive();
     io.stderr.write(`modelcanary demo: ${error instanceof Error ? error.message : String(error)}\n`);
-    return EXIT.unreadable;
-  } finally {
-    process.off('SIGINT', interrupt);
-    process.off('SIGTERM', interrupt);
-    signal?.removeEventListener('abort', interrupt);
-    for (const stop of stack.reverse()) await stop().catch(() => undefined);
+    code = EXIT.unreadable;
   }
+  for (const stop of stack.reverse()) await stop().catch(() => undefined);
+  process.off('SIGINT', interrupt);
+  process.off('SIGTERM', interrupt);
+  signal?.removeEventListener('abort', interrupt);
+  if (leftBehind.length === 0) return code;
+  for (const problem of leftBehind) io.stderr.write(`modelcanary demo: ${problem}\n`);
+  return code === EXIT.ok ? EXIT.invalid : code;
+}
+
+interface Play {
+  io: Io;
+  env: NodeJS.ProcessEnv;
+  out: Output;
+  /** What to stop or delete at the end, in reverse order. */
+  stack: (() => Promise<void>)[];
+  /** What the cleanup could not delete, with how to delete it. */
+  leftBehind: string[];
+  interrupted: AbortSignal;
+  kubeconfigFile: string | undefined;
+  timeoutMs: number;
+  rate: number;
+  keep: boolean;
+  withoutPrometheus: boolean;
+}
+
+async function play(p: Play): Promise<number> {
+  const { out, stack, rate } = p;
+  const dir = await mkdtemp(join(tmpdir(), 'modelcanary-demo-'));
+  stack.push(() => rm(dir, { recursive: true, force: true }));
+
+  const stage = p.kubeconfigFile === undefined ? await sandboxStage(dir, stack) : await clusterStage(p.kubeconfigFile, p.io, out, stack, p.leftBehind);
+  if (typeof stage === 'number') return stage;
+  const { kubeConfig, namespace } = stage;
+  const cast = await readCast(namespace);
+  if (typeof cast === 'string') {
+    p.io.stderr.write(`modelcanary demo: ${cast}\n`);
+    return EXIT.unreadable;
+  }
+  await stage.rehearse?.(cast.flatMap((member) => [...member.others, member.manifest]));
+
+  out.line('modelcanary demo: two model rollouts on a simulated Istio mesh, judged by the real controller');
+  out.line('');
+  for (const member of cast) for (const object of member.others) await stage.create(object);
+
+  const mesh = await startMesh({ kubeConfig, namespace, workloads: cast.flatMap((member) => workloadsOf(member, namespace)) });
+  stack.push(() => mesh.stop());
+  mesh.onRouteChange((change) => {
+    routeChanged(change, cast, namespace, mesh, out);
+  });
+
+  for (const member of cast) {
+    const host = `${member.canary.spec.stable.destination.host}.${namespace}.svc.cluster.local`;
+    member.load = startLoad({ url: mesh.ingressUrl, host, path: `/v1/models/${member.canary.spec.model}:predict`, ratePerSecond: rate });
+    const load = member.load;
+    stack.push(() => load.stop());
+  }
+
+  const metricsSource = await startMetrics(p.withoutPrometheus, mesh, cast, namespace, p.env, stack, p.interrupted);
+  if (metricsSource === undefined) return interruptedExit(out);
+
+  const logFile = join(dir, 'controller.log');
+  const logStream = createWriteStream(logFile);
+  stack.push(() => new Promise((resolve) => logStream.end(resolve)));
+  const controller: RunningController = await startController({
+    kubeConfig,
+    namespaces: [namespace],
+    metricsAddr: '127.0.0.1:0',
+    defaultPrometheus: metricsSource.prometheus?.url ?? 'http://127.0.0.1:9',
+    metricsProvider: metricsSource.direct,
+    log: createLogger({ level: 'info', destination: logStream, pretty: false }),
+  });
+  stack.push(() => controller.stop());
+  // Runs before the controller stops: it is the controller that removes the finalizers.
+  if (stage.retire !== undefined) stack.push(stage.retire);
+
+  for (const line of stage.where) out.line(line);
+  out.line(
+    metricsSource.prometheus === undefined
+      ? `  Prometheus                ${metricsSource.without ?? 'none'}: reading the mesh's counters directly (apt-get install -y prometheus for the real thing)`
+      : `  Prometheus                ${metricsSource.prometheus.url}  (scraping the mesh every 1 s)`,
+  );
+  out.line(`  ingress gateway           ${mesh.ingressUrl}  (${rate} requests/s to each model)`);
+  out.line(`  mesh telemetry            ${mesh.metricsUrl}`);
+  out.line(`  controller metrics        http://${controller.metricsAddress}/metrics`);
+  out.line(`  controller log            ${logFile}`);
+  out.line('');
+  out.line(`  Inspect it while it runs${p.keep ? '' : ' (--keep leaves it running)'}:`);
+  out.line(`    kubectl --kubeconfig ${stage.kubeconfigFile} -n ${namespace} get modelcanaries,virtualservices`);
+  out.line('');
+  for (const member of cast) out.line(`  ${member.role.name.padEnd(15)} ${member.canary.spec.stable.version} → ${member.canary.spec.canary.version}   ${member.role.story}`);
+  out.line('');
+
+  const started = Date.now();
+  out.clock = () => Date.now() - started;
+  const canaries = kubeConfig.makeApiClient(CustomObjectsApi);
+  for (const member of cast) await stage.create(member.manifest);
+
+  const ended = await follow(cast, canaries, namespace, out, started + p.timeoutMs, p.interrupted);
+  out.finishLive();
+  if (ended === 'interrupted') return interruptedExit(out);
+  const asExpected = summarize(cast, ended === 'ended', p.timeoutMs, out);
+
+  if (p.keep && !p.interrupted.aborted) {
+    out.line('');
+    out.line(`Everything keeps running (${stage.keeps}). Ctrl-C stops it all.`);
+    await new Promise<void>((resolve) => {
+      if (p.interrupted.aborted) resolve();
+      p.interrupted.addEventListener('abort', () => {
+        resolve();
+      }, { once: true });
+    });
+  }
+  return asExpected ? EXIT.ok : EXIT.invalid;
 }
 
 function interruptedExit(out: Output): number {
@@ -216,8 +276,240 @@ function interruptedExit(out: Output): number {
   return EXIT.invalid;
 }
 
-/** The demo ModelCanaries and their routes, from examples/demo. */
-async function readCast(): Promise<Cast[] | string> {
+/** Where the demo's objects live: the embedded API server, or a real cluster (--kubeconfig). */
+interface Stage {
+  kubeConfig: KubeConfig;
+  /** For the kubectl line the demo prints. */
+  kubeconfigFile: string;
+  namespace: string;
+  /** Header lines saying where it is. */
+  where: string[];
+  /** What --keep leaves running. */
+  keeps: string;
+  create(object: KubernetesObject): Promise<void>;
+  /** Tries the creates without keeping anything, so that a refusal comes before anything starts. */
+  rehearse?: (objects: KubernetesObject[]) => Promise<void>;
+  /** Ends the ModelCanaries while the controller still runs, so that it removes their finalizers. */
+  retire?: () => Promise<void>;
+}
+
+async function sandboxStage(dir: string, stack: (() => Promise<void>)[]): Promise<Stage> {
+  const sandbox = await startSandbox({ namespaces: [NAMESPACE] });
+  stack.push(() => sandbox.stop());
+  const kubeconfigFile = join(dir, 'kubeconfig');
+  await writeFile(kubeconfigFile, sandbox.kubeconfig({ namespace: NAMESPACE }));
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromString(sandbox.kubeconfig({ namespace: NAMESPACE }));
+  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+  return {
+    kubeConfig,
+    kubeconfigFile,
+    namespace: NAMESPACE,
+    where: [`  Kubernetes API (sandbox)  ${sandbox.url}`],
+    keeps: 'load, mesh, Prometheus, controller, API server',
+    create: async (object) => {
+      await objects.create(object);
+    },
+  };
+}
+
+/**
+ * A real cluster: checks that it answers and serves the kinds the demo needs (saying how to
+ * install what is missing, exit 2), then makes the demo's namespace. What it creates there is
+ * deleted at the end: the ModelCanaries first, while the controller runs (retire), then the
+ * rest once everything has stopped, then the namespace, whose deletion is not waited for (a
+ * cluster without a controller-manager, such as envtest, never finishes it).
+ */
+async function clusterStage(file: string, io: Io, out: Output, stack: (() => Promise<void>)[], leftBehind: string[]): Promise<Stage | number> {
+  const kubeConfig = new KubeConfig();
+  try {
+    kubeConfig.loadFromFile(file);
+  } catch (error) {
+    io.stderr.write(`modelcanary demo: cannot load the kubeconfig ${file}: ${(error as Error).message}\n`);
+    return EXIT.unreadable;
+  }
+  const server = kubeConfig.getCurrentCluster()?.server;
+  if (server === undefined) {
+    io.stderr.write(`modelcanary demo: the kubeconfig ${file} has no current context with a cluster; set one with kubectl config use-context\n`);
+    return EXIT.unreadable;
+  }
+  const api = kubeConfig.makeApiClient(CustomObjectsApi);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+
+  let missing: Kind[];
+  try {
+    missing = await missingKinds(api);
+  } catch (error) {
+    io.stderr.write(`modelcanary demo: cannot ask the Kubernetes API at ${server} (${file}) what it serves: ${networkAware(error)}\n`);
+    return EXIT.unreadable;
+  }
+  if (missing.length > 0) {
+    io.stderr.write(missingCrdsMessage(missing, server, io.cwd));
+    return EXIT.unreadable;
+  }
+
+  let namespace: string;
+  try {
+    const created = await core.createNamespace({ body: { metadata: { generateName: 'modelcanary-demo-', labels: CREATED_BY } } }, withSignal(AbortSignal.timeout(CLUSTER_REQUEST_MS)));
+    namespace = created.metadata?.name ?? '';
+  } catch (error) {
+    io.stderr.write(`modelcanary demo: cannot create a namespace for the demo on ${server}: ${apiErrorMessage(error)}\n`);
+    return EXIT.unreadable;
+  }
+  const deleteAll = `kubectl --kubeconfig ${file} delete namespace ${namespace}`;
+  let emptied = false;
+  stack.push(async () => {
+    try {
+      await core.deleteNamespace({ name: namespace }, withSignal(AbortSignal.timeout(CLUSTER_REQUEST_MS)));
+    } catch (error) {
+      if (!(error instanceof ApiException && error.code === 404)) leftBehind.push(`could not delete namespace ${namespace}: ${apiErrorMessage(error)}; delete it with: ${deleteAll}`);
+      return;
+    }
+    if (emptied) out.line(`Deleted namespace ${namespace} and everything the demo made in it.`);
+  });
+  stack.push(async () => {
+    const problems = await emptyNamespace(api, core, namespace);
+    for (const problem of problems) leftBehind.push(`${problem}; delete what is left with: ${deleteAll}`);
+    emptied = problems.length === 0;
+  });
+
+  const context = kubeConfig.getCurrentContext();
+  return {
+    kubeConfig,
+    kubeconfigFile: file,
+    namespace,
+    where: [`  Kubernetes API            ${server}  (context ${context} of ${file})`, `  namespace                 ${namespace}  (made for this run; deleted when it ends)`],
+    keeps: `load, mesh, Prometheus, controller, and the demo's objects in ${namespace}`,
+    create: (object) => createStrictly(api, namespace, object, false),
+    rehearse: async (objects) => {
+      for (const object of objects) await createStrictly(api, namespace, object, true);
+    },
+    retire: async () => {
+      const problem = await retireCanaries(api, namespace);
+      if (problem !== undefined) io.stderr.write(`modelcanary demo: ${problem}\n`);
+    },
+  };
+}
+
+/** The API's answer, or why there was none: fetch's own message ("fetch failed") names no reason. */
+function networkAware(error: unknown): string {
+  const cause: unknown = error instanceof Error && !(error instanceof ApiException) ? error.cause : undefined;
+  return cause instanceof Error ? `${apiErrorMessage(error)}: ${cause.message}` : apiErrorMessage(error);
+}
+
+/** The kinds the cluster does not serve, asked through discovery (which every authenticated user may read). */
+async function missingKinds(api: CustomObjectsApi): Promise<Kind[]> {
+  const served = new Map<string, Set<string>>();
+  for (const { group, version } of KINDS) {
+    const groupVersion = `${group}/${version}`;
+    if (served.has(groupVersion)) continue;
+    try {
+      const resources = await api.getAPIResources({ group, version }, withSignal(AbortSignal.timeout(CLUSTER_REQUEST_MS)));
+      served.set(groupVersion, new Set(resources.resources.map((r) => r.name)));
+    } catch (error) {
+      if (!(error instanceof ApiException && error.code === 404)) throw error;
+      served.set(groupVersion, new Set());
+    }
+  }
+  return KINDS.filter((k) => served.get(`${k.group}/${k.version}`)?.has(k.plural) !== true);
+}
+
+function missingCrdsMessage(missing: readonly Kind[], server: string, cwd: string): string {
+  const lines = [`modelcanary demo: the cluster at ${server} does not serve what the demo needs; these CRDs are missing:`];
+  for (const kind of missing) lines.push(`  ${kind.crd}  (${kind.kind}, ${kind.group}/${kind.version})`);
+  lines.push('Install them, then run the demo again:');
+  if (missing.some((k) => k.group === GROUP)) {
+    const path = relative(cwd, CRD_FILE);
+    lines.push(`  kubectl apply -f ${path.startsWith('..') || isAbsolute(path) ? CRD_FILE : path}`);
+  }
+  if (missing.some((k) => k.group === ISTIO.group)) {
+    // The istio.io/api release that test/kube/crdsrc pins, so the demo is proven against these.
+    lines.push(`  kubectl apply -f ${ISTIO_CRDS}`);
+    lines.push('    (the Istio CRDs from istio.io/api; `istioctl install` installs them too, with Istio itself)');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Creates one of the demo's objects with strict field validation, so that a CRD older than this
+ * modelcanary refuses the fields it does not know instead of dropping them.
+ */
+async function createStrictly(api: CustomObjectsApi, namespace: string, object: KubernetesObject, dryRun: boolean): Promise<void> {
+  const kind = KINDS.find((k) => k.kind === object.kind && `${k.group}/${k.version}` === object.apiVersion);
+  const name = `${object.kind ?? 'object'} ${namespace}/${object.metadata?.name ?? ''}`;
+  if (kind === undefined) throw new Error(`the demo does not create ${object.apiVersion ?? ''} ${name}`);
+  try {
+    await patiently(() => api.createNamespacedCustomObject({ group: kind.group, version: kind.version, namespace, plural: kind.plural, body: object, fieldValidation: 'Strict', dryRun: dryRun ? 'All' : undefined }, withSignal(AbortSignal.timeout(CLUSTER_REQUEST_MS))));
+  } catch (error) {
+    const message = apiErrorMessage(error);
+    const stale = kind.kind === KIND && /unknown field/.test(message) ? `; the cluster's ModelCanary CRD is older than this modelcanary: kubectl apply -f ${CRD_FILE}` : '';
+    throw new Error(`the cluster refused ${name}: ${message}${stale}`, { cause: error });
+  }
+}
+
+/**
+ * A request retried while the server answers 429: a CRD installed moments ago is Established
+ * and discoverable before its storage is ready ("storage is (re)initializing"), which is just
+ * when a user who followed the install hint runs the demo again.
+ */
+async function patiently<T>(request: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + CLUSTER_REQUEST_MS;
+  for (;;) {
+    try {
+      return await request();
+    } catch (error) {
+      if (!(error instanceof ApiException && error.code === 429) || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
+/** Deletes the ModelCanaries and waits for the controller to remove their finalizers (restoring stable mid-rollout); a problem if it does not. */
+async function retireCanaries(api: CustomObjectsApi, namespace: string): Promise<string | undefined> {
+  const resource = { group: GROUP, version: VERSION, plural: PLURAL, namespace };
+  const deadline = Date.now() + FINALIZE_MS;
+  try {
+    await patiently(() => api.deleteCollectionNamespacedCustomObject(resource, withSignal(AbortSignal.timeout(CLUSTER_REQUEST_MS))));
+    for (;;) {
+      const list = (await api.listNamespacedCustomObject(resource, withSignal(AbortSignal.timeout(CLUSTER_REQUEST_MS)))) as { items?: KubernetesObject[] };
+      const left = (list.items ?? []).map((item) => item.metadata?.name ?? '');
+      if (left.length === 0) return undefined;
+      if (Date.now() > deadline) return `the controller did not finish deleting ModelCanary ${left.join(', ')} within ${FINALIZE_MS / 1000} s (see its log); removing the finalizers itself`;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } catch (error) {
+    return `deleting the ModelCanaries in ${namespace}: ${apiErrorMessage(error)}`;
+  }
+}
+
+/** Everything the demo and the controller made in the namespace, after both stopped; the problems met. */
+async function emptyNamespace(api: CustomObjectsApi, core: CoreV1Api, namespace: string): Promise<string[]> {
+  const problems: string[] = [];
+  const options = (): ReturnType<typeof withSignal> => withSignal(AbortSignal.timeout(CLUSTER_REQUEST_MS));
+  for (const kind of KINDS) {
+    const resource = { group: kind.group, version: kind.version, plural: kind.plural, namespace };
+    try {
+      // A ModelCanary still here kept its finalizer (the controller did not get to it); nobody else will remove it.
+      const list = (await patiently(() => api.listNamespacedCustomObject(resource, options()))) as { items?: KubernetesObject[] };
+      for (const item of list.items ?? []) {
+        if ((item.metadata?.finalizers ?? []).length === 0) continue;
+        await patiently(() => api.patchNamespacedCustomObject({ ...resource, name: item.metadata?.name ?? '', body: [{ op: 'replace', path: '/metadata/finalizers', value: [] }] }, options()));
+      }
+      await patiently(() => api.deleteCollectionNamespacedCustomObject(resource, options()));
+    } catch (error) {
+      problems.push(`could not delete the ${kind.plural} in ${namespace}: ${apiErrorMessage(error)}`);
+    }
+  }
+  try {
+    await core.deleteCollectionNamespacedEvent({ namespace }, options());
+  } catch (error) {
+    problems.push(`could not delete the events in ${namespace}: ${apiErrorMessage(error)}`);
+  }
+  return problems;
+}
+
+/** The demo ModelCanaries and their routes, from examples/demo, moved into `namespace`. */
+async function readCast(namespace: string): Promise<Cast[] | string> {
   const cast: Cast[] = [];
   for (const role of ROLES) {
     const file = fileURLToPath(new URL(role.file, MANIFESTS));
@@ -228,6 +520,7 @@ async function readCast(): Promise<Cast[] | string> {
       return `cannot read ${file}: ${(error as Error).message}`;
     }
     const documents = parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject);
+    for (const document of documents) (document.metadata ??= {}).namespace = namespace;
     const manifest = documents.find((d) => d.kind === 'ModelCanary' && d.metadata?.name === role.name);
     const checked = checkModelCanary(structuredClone(manifest));
     if (!checked.ok) return `${file}: ModelCanary ${role.name} is not valid: ${checked.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`;
@@ -236,11 +529,11 @@ async function readCast(): Promise<Cast[] | string> {
   return cast;
 }
 
-function workloadsOf(member: Cast): WorkloadSpec[] {
+function workloadsOf(member: Cast, namespace: string): WorkloadSpec[] {
   const { spec } = member.canary;
   return [spec.stable, spec.canary].map((target) => ({
     name: `${spec.model}-${target.version}`,
-    namespace: NAMESPACE,
+    namespace,
     service: target.destination.host,
     labels: { app: spec.model, version: target.version },
     behaviour: HEALTHY,
@@ -248,12 +541,15 @@ function workloadsOf(member: Cast): WorkloadSpec[] {
 }
 
 /** The gateway applied a VirtualService: note the canary's weight, and break the canary on cue. */
-function routeChanged(change: RouteChange, cast: Cast[], mesh: Mesh, out: Output): void {
-  const member = cast.find((m) => m.canary.spec.trafficRouting.istio?.virtualService === change.name && change.namespace === NAMESPACE);
+function routeChanged(change: RouteChange, cast: Cast[], namespace: string, mesh: Mesh, out: Output): void {
+  const member = cast.find((m) => m.canary.spec.trafficRouting.istio?.virtualService === change.name && change.namespace === namespace);
   if (member === undefined) return;
   const managed = member.canary.spec.trafficRouting.istio?.routes;
   const route = change.routes.find((r) => managed === undefined || r.name === undefined || managed.includes(r.name));
   const weight = route?.destinations.find((d) => d.subset === member.canary.spec.canary.destination.subset)?.weight ?? 0;
+  // The route as created (all on stable) is no step of the rollout; a gateway that first lists
+  // it late (a CRD's storage still initializing) reports it after the listener is in place.
+  if (member.weights.length === 0 && weight === 0) return;
   if (member.weights.at(-1) !== weight) member.weights.push(weight);
   const breakAt = member.role.breakAt;
   if (breakAt !== undefined && !member.broken && weight >= breakAt.weight && weight < 100) {
@@ -272,7 +568,7 @@ interface MetricsSource {
 }
 
 /** Prometheus scraping the mesh when installed (waiting until it has), else the mesh's counters read directly. */
-async function startMetrics(withoutPrometheus: boolean, mesh: Mesh, env: NodeJS.ProcessEnv, stack: (() => Promise<void>)[], signal: AbortSignal): Promise<MetricsSource | undefined> {
+async function startMetrics(withoutPrometheus: boolean, mesh: Mesh, cast: Cast[], namespace: string, env: NodeJS.ProcessEnv, stack: (() => Promise<void>)[], signal: AbortSignal): Promise<MetricsSource | undefined> {
   const without = withoutPrometheus ? 'not used (--without-prometheus)' : prometheusMissing(env.PATH) === undefined ? undefined : 'not installed';
   if (without !== undefined) {
     const direct = new ScrapingMetricsProvider({ url: mesh.metricsUrl });
@@ -287,31 +583,39 @@ async function startMetrics(withoutPrometheus: boolean, mesh: Mesh, env: NodeJS.
   }
   const prometheus = await startPrometheus({ scrapeTargets: [mesh.metricsTarget] });
   stack.push(() => prometheus.stop());
-  // Prometheus's first scrape comes about 5 s after it starts; a rollout judged before would hold for no data.
+  // Prometheus's first scrape comes about 5 s after it starts, and the controller's preflight
+  // holds a rollout until stable's requests are measured: wait for every stable version's.
   const deadline = Date.now() + 30_000;
   while (!signal.aborted && Date.now() < deadline) {
-    if (await hasMeshSamples(prometheus.url)) return { prometheus };
+    if (await hasStableSamples(prometheus.url, cast, namespace)) return { prometheus };
     await sleep(250, signal);
   }
   if (signal.aborted) return undefined;
   throw new Error(`Prometheus at ${prometheus.url} has not scraped the mesh at ${mesh.metricsUrl} within 30 s`);
 }
 
-async function hasMeshSamples(url: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${url}/api/v1/query?query=${encodeURIComponent('count(istio_requests_total)')}`, { signal: AbortSignal.timeout(2_000) });
-    const body = (await response.json()) as { data?: { result?: unknown[] } };
-    return (body.data?.result?.length ?? 0) > 0;
-  } catch {
-    return false;
+/** Whether Prometheus has requests of every stable version, by the labels the controller's preflight asks for. */
+async function hasStableSamples(url: string, cast: Cast[], namespace: string): Promise<boolean> {
+  for (const member of cast) {
+    const { model, stable } = member.canary.spec;
+    const query = `count(istio_requests_total{destination_workload_namespace=${JSON.stringify(namespace)},destination_canonical_service=${JSON.stringify(model)},destination_canonical_revision=${JSON.stringify(stable.version)}})`;
+    try {
+      const response = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(query)}`, { signal: AbortSignal.timeout(2_000) });
+      const body = (await response.json()) as { data?: { result?: unknown[] } };
+      if ((body.data?.result?.length ?? 0) === 0) return false;
+    } catch {
+      return false;
+    }
   }
+  return true;
 }
 
 /** Follows the ModelCanaries until every one has ended, the deadline passes, or the run is interrupted. */
-async function follow(cast: Cast[], api: CustomObjectsApi, out: Output, deadline: number, signal: AbortSignal): Promise<'ended' | 'timeout' | 'interrupted'> {
+async function follow(cast: Cast[], api: CustomObjectsApi, namespace: string, out: Output, deadline: number, signal: AbortSignal): Promise<'ended' | 'timeout' | 'interrupted'> {
+  let allEndedAt: number | undefined;
   for (;;) {
     if (signal.aborted) return 'interrupted';
-    const list = (await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NAMESPACE, plural: PLURAL }).catch(() => undefined)) as { items?: { metadata?: { name?: string }; status?: ModelCanaryStatus }[] } | undefined;
+    const list = (await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL }).catch(() => undefined)) as { items?: { metadata?: { name?: string }; status?: ModelCanaryStatus }[] } | undefined;
     for (const item of list?.items ?? []) {
       const member = cast.find((m) => m.role.name === item.metadata?.name);
       if (member === undefined) continue;
@@ -323,7 +627,12 @@ async function follow(cast: Cast[], api: CustomObjectsApi, out: Output, deadline
       if (status.lastAnalysis?.time !== before.lastAnalysis?.time || status.phase !== before.phase || status.canaryWeight !== before.canaryWeight) out.progress(member, before);
     }
     out.live(cast);
-    if (cast.every((m) => TERMINAL.has(m.status.phase ?? ''))) return 'ended';
+    if (cast.every((m) => TERMINAL.has(m.status.phase ?? ''))) {
+      // The controller writes the status before the route: give the gateway the moment it
+      // takes to apply the route the status names, so the summary shows where traffic went.
+      allEndedAt ??= Date.now();
+      if (cast.every((m) => (m.weights.at(-1) ?? 0) === (m.status.canaryWeight ?? 0)) || Date.now() > allEndedAt + ROUTE_GRACE_MS) return 'ended';
+    }
     if (Date.now() > deadline) return 'timeout';
     await sleep(250, signal);
   }

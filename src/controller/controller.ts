@@ -99,7 +99,10 @@ export class Controller {
       informer.on('error', (error: unknown) => {
         if (this.stopped) return;
         this.complain(scope, error);
-        setTimeout(() => void informer.start().catch(() => undefined), 1000);
+        // Checked when the timer fires too: a connection that drops just before stop() must not restart after it.
+        setTimeout(() => {
+          if (!this.stopped) void informer.start().catch(() => undefined);
+        }, 1000);
       });
       this.informers.push(informer);
       await informer.start();

@@ -1,6 +1,7 @@
 // `modelcanary demo --keep` run headless, as the e2e tests use it: the real binary with stdout
 // piped (so it prints plain lines), a kubectl watch on the VirtualServices started as soon as
 // the demo prints its kubeconfig, and everything the demo printed, for the assertions.
+// spawnDemo and watchRoutes are the parts, for a test that drives the demo differently.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,39 +22,74 @@ export interface DemoRun {
 
 const ROOT_DIR = fileURLToPath(ROOT);
 
-/** Starts the demo and resolves once it has printed its summary (or exited, or timed out). */
-export async function runDemoHeadless(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 170_000): Promise<DemoRun> {
-  const child = spawn(process.execPath, [join(ROOT_DIR, 'bin/modelcanary.js'), 'demo', '--keep', ...args], { cwd: ROOT_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `modelcanary demo` running in a child process, its stdout and stderr together. */
+export interface DemoProcess {
+  output(): string;
+  /** The exit code once it has ended. */
+  exited: Promise<number | null>;
+  kill(signal: NodeJS.Signals): void;
+  /** Resolves with the first match of `pattern` in the output; rejects if the demo exits first or the time runs out. */
+  waitFor(pattern: RegExp, what: string, timeoutMs: number): Promise<RegExpExecArray>;
+}
+
+export function spawnDemo(args: string[], env: NodeJS.ProcessEnv = process.env): DemoProcess {
+  const child = spawn(process.execPath, [join(ROOT_DIR, 'bin/modelcanary.js'), 'demo', ...args], { cwd: ROOT_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code); }));
-
-  const kubeconfig = await until(() => /--kubeconfig (\S+)/.exec(output)?.[1], () => output, exited, 60_000, 'the kubeconfig line');
-  const routeLines: string[] = [];
-  const watch = spawn('kubectl', ['--kubeconfig', kubeconfig, '-n', 'ml-serving', 'get', 'virtualservices', '-w', '-o', 'jsonpath={.metadata.name}={.spec.http[0].route[*].weight}{"\\n"}'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  let partial = '';
-  watch.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop() ?? '';
-    routeLines.push(...lines.filter((l) => l !== ''));
-  });
-  await until(() => (/as expected\.$/m.test(output) ? true : undefined), () => output, exited, timeoutMs, 'the summary');
-
   return {
     output: () => output,
+    exited,
+    kill: (signal) => {
+      child.kill(signal);
+    },
+    waitFor: (pattern, what, timeoutMs) => until(() => pattern.exec(output) ?? undefined, () => output, exited, timeoutMs, what),
+  };
+}
+
+/** Starts the demo and resolves once it has printed its summary (or exited, or timed out). */
+export async function runDemoHeadless(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 170_000): Promise<DemoRun> {
+  const demo = spawnDemo(['--keep', ...args], env);
+  const output = (): string => demo.output();
+  const exited = demo.exited;
+
+  const kubeconfig = (await demo.waitFor(/--kubeconfig (\S+)/, 'the kubeconfig line', 60_000))[1] ?? '';
+  const watch = watchRoutes(kubeconfig, 'ml-serving');
+  await demo.waitFor(/as expected\.$/m, 'the summary', timeoutMs);
+
+  return {
+    output,
     printed: (label) => {
-      const found = new RegExp(`^ +${label} +(\\S+)`, 'm').exec(output)?.[1];
-      if (found === undefined) throw new Error(`the demo did not print "${label}":\n${output}`);
+      const found = new RegExp(`^ +${label} +(\\S+)`, 'm').exec(output())?.[1];
+      if (found === undefined) throw new Error(`the demo did not print "${label}":\n${output()}`);
       return found;
     },
     kubeconfig,
-    routeLines: () => [...routeLines],
+    routeLines: () => watch.lines(),
     kubectl: (kubectlArgs) => run('kubectl', ['--kubeconfig', kubeconfig, ...kubectlArgs]),
     interrupt: async () => {
-      watch.kill('SIGTERM');
-      child.kill('SIGINT');
+      watch.stop();
+      demo.kill('SIGINT');
       return exited;
+    },
+  };
+}
+
+/** `kubectl get virtualservices -w` in a namespace, as `name=stable canary` lines (see canaryWeights). */
+export function watchRoutes(kubeconfig: string, namespace: string): { lines(): string[]; stop(): void } {
+  const lines: string[] = [];
+  const watch = spawn('kubectl', ['--kubeconfig', kubeconfig, '-n', namespace, 'get', 'virtualservices', '-w', '-o', 'jsonpath={.metadata.name}={.spec.http[0].route[*].weight}{"\\n"}'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let partial = '';
+  watch.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    const received = (partial + chunk).split('\n');
+    partial = received.pop() ?? '';
+    lines.push(...received.filter((l) => l !== ''));
+  });
+  return {
+    lines: () => [...lines],
+    stop: () => {
+      watch.kill('SIGTERM');
     },
   };
 }

@@ -1,7 +1,8 @@
 // A simulated Istio mesh on loopback: model servers for each workload, and an ingress gateway
 // that routes real HTTP requests by the VirtualServices and DestinationRules it watches in a
-// Kubernetes API (the sandbox's, through the real client-node informer), and exports Istio's
-// standard metrics on its own /metrics port, as a gateway and its sidecars would.
+// Kubernetes API (the sandbox's or a real cluster's, through the real client-node informer),
+// and exports Istio's standard metrics on its own /metrics port, as a gateway and its sidecars
+// would.
 
 import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +12,8 @@ import { chooseRoute, fullyQualified, type MeshRequest } from './routes.ts';
 import { MeshTelemetry, type ServedBy } from './telemetry.ts';
 
 type Json = Record<string, unknown>;
+
+const LIST_DEADLINE_MS = 30_000;
 
 export interface WorkloadSpec {
   /** The Deployment's name, e.g. fraud-detector-v2 (Istio's destination_workload). */
@@ -51,6 +54,12 @@ export interface Mesh {
 export interface MeshOptions {
   kubeConfig: KubeConfig;
   workloads: readonly WorkloadSpec[];
+  /**
+   * Watch VirtualServices and DestinationRules only in this namespace; default: all, as istiod
+   * does. On a shared cluster another namespace's VirtualService with `hosts: ["*"]` would
+   * otherwise take the demo's requests.
+   */
+  namespace?: string | undefined;
   /** Uniform draws in [0, 1) for weights, latencies and errors; default Math.random. */
   random?: () => number;
 }
@@ -99,12 +108,12 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
       });
     }
 
-    const virtualServices = await watchIstio(options.kubeConfig, 'virtualservices', (object) => {
+    const virtualServices = await watchIstio(options.kubeConfig, options.namespace, 'virtualservices', (object) => {
       const change = routeChange(object);
       for (const listener of listeners) listener(change);
     });
     stoppers.push(() => virtualServices.stop());
-    const destinationRules = await watchIstio(options.kubeConfig, 'destinationrules');
+    const destinationRules = await watchIstio(options.kubeConfig, options.namespace, 'destinationrules');
     stoppers.push(() => destinationRules.stop());
 
     const upstream = new Agent({ keepAlive: true, maxSockets: 64 });
@@ -223,22 +232,43 @@ interface Watched {
   stop(): Promise<void>;
 }
 
-/** A cluster-wide informer on an Istio kind, restarted after a broken watch, as istiod keeps watching. */
-async function watchIstio(kubeConfig: KubeConfig, plural: string, onChange?: (object: KubernetesObject) => void): Promise<Watched> {
+/** An informer on an Istio kind (cluster-wide, or in one namespace), restarted after a broken watch, as istiod keeps watching. */
+async function watchIstio(kubeConfig: KubeConfig, namespace: string | undefined, plural: string, onChange?: (object: KubernetesObject) => void): Promise<Watched> {
   const api = kubeConfig.makeApiClient(CustomObjectsApi);
-  const list = async (): Promise<{ items: KubernetesObject[]; metadata: { resourceVersion?: string } }> =>
-    (await api.listClusterCustomObject({ group: 'networking.istio.io', version: 'v1', plural })) as { items: KubernetesObject[]; metadata: { resourceVersion?: string } };
-  const informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject> = makeInformer(kubeConfig, `/apis/networking.istio.io/v1/${plural}`, list);
+  const resource = { group: 'networking.istio.io', version: 'v1', plural };
+  type List = { items: KubernetesObject[]; metadata: { resourceVersion?: string } };
+  const state = { listed: false };
+  const list = async (): Promise<List> => {
+    const result = (namespace === undefined ? await api.listClusterCustomObject(resource) : await api.listNamespacedCustomObject({ ...resource, namespace })) as List;
+    state.listed = true;
+    return result;
+  };
+  const path = namespace === undefined ? `/apis/networking.istio.io/v1/${plural}` : `/apis/networking.istio.io/v1/namespaces/${namespace}/${plural}`;
+  const informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject> = makeInformer(kubeConfig, path, list);
   let stopped = false;
   informer.on('error', () => {
     if (stopped) return;
-    setTimeout(() => void informer.start().catch(() => undefined), 1000).unref();
+    // Checked again when the timer fires: a watch started after stop() would outlive the mesh.
+    setTimeout(() => {
+      if (!stopped) void informer.start().catch(() => undefined);
+    }, 1000).unref();
   });
   if (onChange !== undefined) {
     informer.on('add', onChange);
     informer.on('update', onChange);
   }
   await informer.start();
+  // A refused first list (a real server answers 429 while a new CRD's storage initializes) is
+  // retried by the error handler; the gateway must know the routes before it serves.
+  const deadline = Date.now() + LIST_DEADLINE_MS;
+  while (!state.listed) {
+    if (Date.now() > deadline) {
+      stopped = true;
+      await informer.stop();
+      throw new Error(`the mesh could not list ${plural} (networking.istio.io/v1) within ${LIST_DEADLINE_MS / 1000} s`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   return {
     list: () => informer.list() as Json[],
     stop: async () => {
