@@ -373,7 +373,7 @@ export const Analysis = annotate(
     }).prefault(10),
     spikeFactor: annotate(z.number().min(1.5).max(100), {
       description:
-        "A canary this many times over a metric's bound, and this many times worse than stable, on at least minRequests requests, is rolled back at once without waiting for failureThreshold.",
+        "A spike: when the canary's lower confidence bound (spec.analysis.confidence) is this many times over a metric's bound and this many times over stable's upper bound, the canary is rolled back at once without waiting for failureThreshold.",
     }).prefault(3),
     confidence: annotate(z.number().min(0.5).max(0.999), {
       description:
