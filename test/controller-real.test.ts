@@ -37,7 +37,7 @@ let api: CustomObjectsApi;
 const prometheus = new FakePrometheus();
 const models = new Set<string>();
 const failing = new Set<string>();
-let load: ReturnType<typeof setInterval> | undefined;
+let stopLoad: () => void = () => undefined;
 
 before(async () => {
   if (SKIP !== undefined) return;
@@ -46,17 +46,12 @@ before(async () => {
   api = envtest.kubeConfig.makeApiClient(CustomObjectsApi);
   await envtest.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
   await prometheus.start();
-  load = setInterval(() => {
-    for (const model of models) {
-      prometheus.serve(NS, model, 'v1', 50, 0);
-      prometheus.serve(NS, model, 'v2', 50, failing.has(model) ? 10 : 0);
-    }
-  }, 200);
+  stopLoad = prometheus.load(NS, models, failing);
 });
 
 after(async () => {
   if (SKIP !== undefined) return;
-  clearInterval(load);
+  stopLoad();
   await prometheus.stop();
   await proxy.stop();
   await envtest.stop();

@@ -26,24 +26,18 @@ const ISTIO = { group: 'networking.istio.io', version: 'v1', namespace: NS };
 let harness: SandboxHarness;
 let api: CustomObjectsApi;
 const prometheus = new FakePrometheus();
-/** The load: every 200 ms each version of each model answers 50 requests; canaries of `failing` models answer 20 % 5xx. */
 const models = new Set<string>();
 const failing = new Set<string>();
-let load: ReturnType<typeof setInterval>;
+let stopLoad: () => void = () => undefined;
 
 before(async () => {
   harness = await sandboxHarness({ namespaces: [NS], watchHistory: 100_000 });
   api = harness.kubeConfig.makeApiClient(CustomObjectsApi);
   await prometheus.start();
-  load = setInterval(() => {
-    for (const model of models) {
-      prometheus.serve(NS, model, 'v1', 50, 0);
-      prometheus.serve(NS, model, 'v2', 50, failing.has(model) ? 10 : 0);
-    }
-  }, 200);
+  stopLoad = prometheus.load(NS, models, failing);
 });
 after(async () => {
-  clearInterval(load);
+  stopLoad();
   await prometheus.stop();
   await harness.stop();
 });

@@ -1,19 +1,9 @@
+import { KUBE_MODELS } from './helpers/kube-models.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { Namespace } from 'kubernetes-models/v1/Namespace';
-import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-import { Service } from 'kubernetes-models/v1/Service';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
-import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
-import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
-import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
-import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
-import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
-import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
-import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 import { ROOT } from './helpers/manifests.ts';
 
 type Json = Record<string, any>;
@@ -27,19 +17,7 @@ function kubectlMissing(): string | undefined {
   }
 }
 
-const MODELS: Record<string, new (data: never) => { validate(): void }> = {
-  Namespace,
-  ServiceAccount,
-  Service,
-  Deployment,
-  PodDisruptionBudget,
-  NetworkPolicy,
-  ClusterRole,
-  ClusterRoleBinding,
-  Role,
-  RoleBinding,
-  CustomResourceDefinition,
-};
+const MODELS = KUBE_MODELS;
 
 /** ClusterRoles Kubernetes aggregates into its built-in user roles: for people, not the controller. */
 function aggregated(role: Json): boolean {

@@ -4,6 +4,7 @@
 // installed onto a real etcd + kube-apiserver (test/kube/envtest.ts), where the objects must exist
 // and the ServiceAccount must be allowed exactly what the controller needs. Skipped, saying why,
 // where helm or the envtest binaries are not built; on CI (CI=true) that is a failure instead.
+import { KUBE_MODELS } from './helpers/kube-models.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -14,16 +15,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuthorizationV1Api, CoreV1Api, KubernetesObjectApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
-import { Service } from 'kubernetes-models/v1/Service';
-import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
-import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
-import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
-import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
-import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
-import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
-import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
-import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 import { runController } from '../src/cli/run.ts';
 import { EXIT } from '../src/cli/io.ts';
 import { envtestMissing, kubeBinaries, startEnvtest, type Envtest } from './kube/envtest.ts';
@@ -114,18 +105,7 @@ const CONTROLLER_RULES = find(DEPLOY_RBAC, 'ClusterRole', 'modelcanary').rules a
 
 // ── kubernetes-models for every kind the chart renders ─────────────────────────────────
 
-const MODELS: Record<string, new (data: never) => { validate(): void }> = {
-  ServiceAccount,
-  Service,
-  Deployment,
-  PodDisruptionBudget,
-  NetworkPolicy,
-  ClusterRole,
-  ClusterRoleBinding,
-  Role,
-  RoleBinding,
-  CustomResourceDefinition,
-};
+const MODELS = KUBE_MODELS;
 
 /** kubernetes-models has no prometheus-operator kinds: the ServiceMonitor's fields are checked by hand. */
 function checkServiceMonitor(monitor: Json, objects: readonly Json[]): void {

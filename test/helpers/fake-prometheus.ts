@@ -88,6 +88,23 @@ export class FakePrometheus {
     });
   }
 
+  /**
+   * Steady load until the returned function is called: every 200 ms each model's stable (v1)
+   * and canary (v2) answer 50 requests; the canary of a model in `failing` answers 20 % 5xx.
+   * The sets are read at each tick, so a test adds models and failures as it goes.
+   */
+  load(namespace: string, models: ReadonlySet<string>, failing: ReadonlySet<string>): () => void {
+    const timer = setInterval(() => {
+      for (const model of models) {
+        this.serve(namespace, model, 'v1', 50, 0);
+        this.serve(namespace, model, 'v2', 50, failing.has(model) ? 10 : 0);
+      }
+    }, 200);
+    return () => {
+      clearInterval(timer);
+    };
+  }
+
   /** `requests` answered by this version now, `errors` of them 5xx. */
   serve(namespace: string, service: string, revision: string, requests: number, errors = 0): void {
     this.served.push({ at: Date.now(), namespace, service, revision, requests, errors });
