@@ -215,17 +215,13 @@ export class Controller {
       return;
     }
     this.lastComplaint.set(scope, { at: now, count: 0 });
-    log.warn({ scope, error: describe(error), since: last?.count ?? 0, hint: hint(error) }, 'cannot list or watch ModelCanaries; retrying');
+    log.warn({ scope, error: apiErrorMessage(error), since: last?.count ?? 0, hint: hint(error) }, 'cannot list or watch ModelCanaries; retrying');
   }
-}
-
-function describe(error: unknown): string {
-  return apiErrorMessage(error);
 }
 
 /** What a person should check for a list or watch failure. */
 function hint(error: unknown): string {
-  const text = describe(error);
+  const text = apiErrorMessage(error);
   const code = (error as { code?: unknown } | undefined)?.code;
   if (code === 401 || /\b401\b|Unauthorized/i.test(text)) return 'the API server refused the credentials: check the kubeconfig or the ServiceAccount token';
   if (code === 403 || /\b403\b|Forbidden/i.test(text)) return 'RBAC: the controller needs get, list and watch on modelcanaries.modelcanary.io (see deploy/rbac.yaml)';

@@ -67,7 +67,7 @@ export interface ReconcileResult {
 }
 
 /** What a pass works with, read once at its start. */
-interface Pass0 {
+interface PassContext {
   object: Json;
   key: string;
   namespace: string;
@@ -85,7 +85,7 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
   const object = await deps.canaries.get(namespace, name, signal);
   if (object === undefined) return {};
   const metadata = (object.metadata ?? {}) as { finalizers?: string[]; deletionTimestamp?: string; generation?: number; annotations?: Record<string, string> };
-  const ctx: Pass0 = {
+  const ctx: PassContext = {
     object,
     key: `${namespace}/${name}`,
     namespace,
@@ -116,7 +116,7 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
   return carryOut(pass, ctx, canary, router, metadata.annotations?.[RETRY_ANNOTATION]);
 }
 
-async function carryOut(pass: Pass, ctx: Pass0, canary: ModelCanary | undefined, router: TrafficRouter | undefined, retry: string | undefined): Promise<ReconcileResult> {
+async function carryOut(pass: Pass, ctx: PassContext, canary: ModelCanary | undefined, router: TrafficRouter | undefined, retry: string | undefined): Promise<ReconcileResult> {
   switch (pass.kind) {
     case 'forget':
     case 'done':
@@ -160,7 +160,7 @@ async function carryOut(pass: Pass, ctx: Pass0, canary: ModelCanary | undefined,
  * A write conditional on what the pass read. False when the object changed since: the pass
  * stops and is decided again from a fresh read. Nothing is written once the pass's deadline passed.
  */
-async function fenced(ctx: Pass0, write: () => Promise<Json | 'conflict'>): Promise<boolean> {
+async function fenced(ctx: PassContext, write: () => Promise<Json | 'conflict'>): Promise<boolean> {
   ctx.signal?.throwIfAborted();
   const written = await write();
   if (written !== 'conflict') return true;
@@ -168,12 +168,12 @@ async function fenced(ctx: Pass0, write: () => Promise<Json | 'conflict'>): Prom
   return false;
 }
 
-function commit(ctx: Pass0, status: ModelCanaryStatus): Promise<boolean> {
+function commit(ctx: PassContext, status: ModelCanaryStatus): Promise<boolean> {
   return fenced(ctx, () => ctx.deps.canaries.replaceStatus(ctx.object, status, ctx.signal));
 }
 
 /** Events are told after the state is written; one that cannot be recorded is logged, never retried into a second decision. */
-async function tell(ctx: Pass0, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+async function tell(ctx: PassContext, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
   try {
     await ctx.deps.events.record(ctx.object, type, reason, message);
   } catch (error) {
@@ -181,13 +181,13 @@ async function tell(ctx: Pass0, type: 'Normal' | 'Warning', reason: string, mess
   }
 }
 
-function condition(ctx: Pass0, conditions: readonly Condition[], type: string, status: Condition['status'], reason: string, message: string): Condition[] {
+function condition(ctx: PassContext, conditions: readonly Condition[], type: string, status: Condition['status'], reason: string, message: string): Condition[] {
   return setCondition(conditions, { type, status, reason, message: message.slice(0, 32768), observedGeneration: ctx.generation }, ctx.deps.now());
 }
 
 // ── Passes ────────────────────────────────────────────────────────────────────────────
 
-async function finalize(ctx: Pass0, canary: ModelCanary | undefined, router: TrafficRouter | undefined, mode: ReleaseMode): Promise<ReconcileResult> {
+async function finalize(ctx: PassContext, canary: ModelCanary | undefined, router: TrafficRouter | undefined, mode: ReleaseMode): Promise<ReconcileResult> {
   const claimed = ctx.status.route ?? (canary === undefined ? undefined : routeOf(canary));
   const releaser = router ?? (claimed === undefined ? undefined : createReleaser(claimed, ctx.namespace, ctx.name, ctx.deps.routes));
   if (releaser !== undefined) {
@@ -215,7 +215,7 @@ async function finalize(ctx: Pass0, canary: ModelCanary | undefined, router: Tra
   return {};
 }
 
-async function holdInvalid(ctx: Pass0, problems: string, phase: Phase): Promise<ReconcileResult> {
+async function holdInvalid(ctx: PassContext, problems: string, phase: Phase): Promise<ReconcileResult> {
   const weight = ctx.status.canaryWeight;
   const message = (phase === 'Failed' ? `held at ${weight ?? 0} % until the spec is fixed: ${problems}` : `invalid spec: ${problems}`).slice(0, 4096);
   const valid = ctx.status.conditions?.find((c) => c.type === 'Valid');
@@ -228,7 +228,7 @@ async function holdInvalid(ctx: Pass0, problems: string, phase: Phase): Promise<
 }
 
 /** A condition that keeps the rollout where it is, written once per distinct message. */
-async function hold(ctx: Pass0, phase: Phase, reasonFor: { type: string; reason: string; message: string }, retryMs: number): Promise<ReconcileResult> {
+async function hold(ctx: PassContext, phase: Phase, reasonFor: { type: string; reason: string; message: string }, retryMs: number): Promise<ReconcileResult> {
   const { type, reason, message } = reasonFor;
   const existing = ctx.status.conditions?.find((c) => c.type === type);
   if (existing?.status === 'False' && existing.message === message && ctx.status.phase === phase) return { requeueAfterMs: retryMs };
@@ -240,7 +240,7 @@ async function hold(ctx: Pass0, phase: Phase, reasonFor: { type: string; reason:
   return { requeueAfterMs: retryMs };
 }
 
-async function start(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, why: StartReason, retry: string | undefined): Promise<ReconcileResult> {
+async function start(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, why: StartReason, retry: string | undefined): Promise<ReconcileResult> {
   const { spec } = canary;
   const weight = spec.analysis.steps[0] ?? 0;
   const intent: RouteIntent = { weight, pin: spec.trafficRouting.istio?.pinHeader !== undefined, stage: 'begin' };
@@ -278,7 +278,7 @@ async function start(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, why
 }
 
 /** No traffic moves before stable's requests can be measured: a rollout judged on nothing would be promoted blind. */
-async function metricsPreflight(ctx: Pass0, canary: ModelCanary): Promise<string | undefined> {
+async function metricsPreflight(ctx: PassContext, canary: ModelCanary): Promise<string | undefined> {
   const provider = await ctx.deps.providerFor(canary);
   if ('problem' in provider) return provider.problem;
   const { stable } = versionSelectors(canary);
@@ -297,7 +297,7 @@ async function metricsPreflight(ctx: Pass0, canary: ModelCanary): Promise<string
   }
 }
 
-async function recover(ctx: Pass0, canary: ModelCanary, phase: Phase): Promise<ReconcileResult> {
+async function recover(ctx: PassContext, canary: ModelCanary, phase: Phase): Promise<ReconcileResult> {
   let conditions = condition(ctx, ctx.status.conditions ?? [], 'Valid', 'True', 'SpecAccepted', 'the spec is valid');
   const route = routeOf(canary);
   conditions = condition(ctx, conditions, 'RoutingReady', 'True', 'RouteClaimed', `${route.kind} ${route.name} is managed by this ModelCanary`);
@@ -308,7 +308,7 @@ async function recover(ctx: Pass0, canary: ModelCanary, phase: Phase): Promise<R
 }
 
 /** The route does not say what the status says (a crash between the two writes, or a hand edit): make it. */
-async function converge(ctx: Pass0, canary: ModelCanary, router: TrafficRouter): Promise<ReconcileResult> {
+async function converge(ctx: PassContext, canary: ModelCanary, router: TrafficRouter): Promise<ReconcileResult> {
   const intent = intentOf(canary.spec, ctx.status);
   ctx.signal?.throwIfAborted();
   const applied = await router.apply(intent, ctx.signal);
@@ -321,7 +321,7 @@ async function converge(ctx: Pass0, canary: ModelCanary, router: TrafficRouter):
   return isEnded(ctx.status) ? {} : AGAIN;
 }
 
-async function setPhase(ctx: Pass0, phase: Phase, message: string, reason: string): Promise<ReconcileResult> {
+async function setPhase(ctx: PassContext, phase: Phase, message: string, reason: string): Promise<ReconcileResult> {
   if (!(await commit(ctx, { ...ctx.status, phase, observedGeneration: ctx.generation, message }))) return AGAIN;
   await tell(ctx, 'Normal', reason, message);
   return phase === 'Paused' ? {} : AGAIN;
@@ -331,7 +331,7 @@ async function setPhase(ctx: Pass0, phase: Phase, message: string, reason: strin
  * Between checks: the sequential test looks at the requests counted since its last look, and
  * a rejection rolls back at once. The first look of a rollout only sets the mark.
  */
-async function watchBetweenChecks(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, checkDue: number): Promise<ReconcileResult> {
+async function watchBetweenChecks(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, checkDue: number): Promise<ReconcileResult> {
   const again = { requeueAfterMs: Math.min(checkDue, watchIntervalMs(canary.spec.analysis)) };
   const previous = ctx.status;
   const provider = await ctx.deps.providerFor(canary);
@@ -355,7 +355,7 @@ async function watchBetweenChecks(ctx: Pass0, canary: ModelCanary, router: Traff
   return judged(ctx, canary, router, decision, status);
 }
 
-async function check(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, windowStart: Date): Promise<ReconcileResult> {
+async function check(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, windowStart: Date): Promise<ReconcileResult> {
   const { analysis } = canary.spec;
   const previous = ctx.status;
   const windowEnd = ctx.deps.now();
@@ -384,7 +384,7 @@ async function check(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, win
 }
 
 /** A decision made: its status is written (the commit point), then the route follows, then people are told. */
-async function judged(ctx: Pass0, canary: ModelCanary, router: TrafficRouter, decision: Decision, status: ModelCanaryStatus): Promise<ReconcileResult> {
+async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, decision: Decision, status: ModelCanaryStatus): Promise<ReconcileResult> {
   const previous = ctx.status;
   // The status is checked before anything is written: a status the API server refuses after
   // the route has moved would leave the two disagreeing, retried forever.
@@ -429,7 +429,7 @@ function nextLookMs(canary: ModelCanary): number {
 }
 
 /** The metrics of one pass get a bounded time: past it they are "could not measure", and the check holds. */
-function budget(ctx: Pass0): AbortSignal {
+function budget(ctx: PassContext): AbortSignal {
   const limit = AbortSignal.timeout(ctx.deps.metricsBudgetMs ?? 30_000);
   return ctx.signal === undefined ? limit : AbortSignal.any([ctx.signal, limit]);
 }
@@ -481,7 +481,7 @@ function refusedStatus(status: ModelCanaryStatus): string | undefined {
 }
 
 /** A bug of ours, not the user's: say so where people look, keep the route where it is, and try again next interval. */
-async function holdOnBadStatus(ctx: Pass0, canary: ModelCanary, problem: string): Promise<ReconcileResult> {
+async function holdOnBadStatus(ctx: PassContext, canary: ModelCanary, problem: string): Promise<ReconcileResult> {
   const weight = ctx.status.canaryWeight ?? 0;
   const message = `modelcanary computed a status the API server would refuse (${problem}); the route stays at ${weight} % and the check is repeated next interval. This is a bug in modelcanary: please report it with this message.`.slice(0, 4096);
   if (ctx.status.message !== message) {

@@ -19,7 +19,7 @@ export interface ObjectStore {
   replace(object: Json, signal?: AbortSignal): Promise<'ok' | 'conflict'>;
 }
 
-export type RouterResult = { ok: true; written: boolean; found: RouteWeights } | { ok: false; problem: string; claimedBy?: string };
+export type RouterResult = { ok: true; written: boolean; found: RouteWeights } | { ok: false; problem: string; claimedBy?: string; missing?: true };
 
 /** What the route holds now, and whether it already says what the intent wants. */
 export type RouteState = { ok: true; found: RouteWeights; inSync: boolean } | { ok: false; problem: string; claimedBy?: string };
@@ -192,7 +192,7 @@ class KubernetesRouter implements TrafficRouter {
       return { ...fallback, object, changed: !sameObject(object, live) };
     }, signal);
     // A route deleted before its ModelCanary has nothing to give back.
-    return !result.ok && result.problem === this.missing() ? { ok: true, written: false, found: { stable: 100, canary: 0 } } : result;
+    return !result.ok && result.missing === true ? { ok: true, written: false, found: { stable: 100, canary: 0 } } : result;
   }
 
   async preflight(signal?: AbortSignal): Promise<string | undefined> {
@@ -220,7 +220,7 @@ class KubernetesRouter implements TrafficRouter {
   private async write(plan: (live: Json) => Plan & { claimedBy?: string }, signal?: AbortSignal): Promise<RouterResult> {
     for (let attempt = 0; ; attempt++) {
       const live = await this.read(signal);
-      if (live === undefined) return { ok: false, problem: this.missing() };
+      if (live === undefined) return { ok: false, problem: this.missing(), missing: true };
       const desired = plan(live);
       if (!desired.ok) return desired;
       if (!desired.changed) return { ok: true, written: false, found: desired.found };
