@@ -21,7 +21,7 @@ const invalid: { name: string; edit: Edit; problems: [string, string][] }[] = [
   { name: 'empty steps', edit: (m) => (m.spec.analysis.steps = []), problems: [['spec.analysis.steps', 'must have at least 2 items'], ['spec.analysis.steps', 'must end at 100: the last step promotes the canary']] },
   { name: 'a single step of 100', edit: (m) => (m.spec.analysis.steps = [100]), problems: [['spec.analysis.steps', 'must have at least 2 items']] },
   { name: 'misspelt failureThreshold', edit: (m) => (m.spec.analysis.failureThresold = 3), problems: [['spec.analysis.failureThresold', 'unknown field (did you mean failureThreshold?)']] },
-  { name: 'unknown field far from any', edit: (m) => (m.spec.rollbackWebhook = 'x'), problems: [['spec.rollbackWebhook', 'unknown field; known fields: model, stable, canary, trafficRouting, analysis, metricsProvider, suspend']] },
+  { name: 'unknown field far from any', edit: (m) => (m.spec.rollbackWebhook = 'x'), problems: [['spec.rollbackWebhook', 'unknown field; known fields: model, stable, canary, trafficRouting, analysis, metricsProvider, notifications, suspend']] },
   { name: 'misspelt metric field', edit: (m) => (m.spec.analysis.metrics[1].quantil = 0.9), problems: [['spec.analysis.metrics[1].quantil', 'unknown field (did you mean quantile?)']] },
   { name: 'misspelt metric type', edit: (m) => (m.spec.analysis.metrics[1].type = 'latencey'), problems: [['spec.analysis.metrics[1].type', 'must be one of "errorRate", "latency", "prometheus" (did you mean latency?)']] },
   { name: 'metric without type', edit: (m) => delete m.spec.analysis.metrics[0].type, problems: [['spec.analysis.metrics[0].type', 'is required: one of errorRate, latency, prometheus']] },

@@ -225,11 +225,14 @@ const VARIANTS: Variant[] = [
     },
   },
   {
-    name: 'Prometheus providers: the address, the allowlist and named providers become the controller\'s flags',
+    name: 'Prometheus providers and notification destinations: the address, the allowlist, named providers and destinations become the controller\'s flags',
     args: [
       '--set', 'prometheus.address=http://prometheus.monitoring:9090',
       '--set', 'prometheus.allow={http://thanos-query.monitoring:9090/,https://mimir.example/prometheus/}',
       '--set-json', 'metricsProviders=[{"name":"team-a","address":"https://mimir.example/prometheus/team-a","secret":"mimir-team-a"},{"name":"open","address":"http://prometheus.open:9090"}]',
+      '--set-json', 'notifications.destinations=[{"name":"platform","format":"slack","secret":"slack-platform","severity":"warning","default":true},{"name":"bus","format":"webhook","secret":"ops/bus-hook"}]',
+      '--set', 'notifications.allowWebhooks={https://hooks.example.com/}',
+      '--set', 'notifications.dashboardUrl=https://grafana.example/d/mc?var-namespace={{namespace}}',
       '--set', 'replicas=3', '--set', 'image.tag=0.2.0', '--set', 'logLevel=debug',
     ],
     check: (objects) => {
@@ -242,6 +245,10 @@ const VARIANTS: Variant[] = [
         '--allow-prometheus=https://mimir.example/prometheus/',
         '--metrics-provider=team-a=https://mimir.example/prometheus/team-a,secret=mimir-team-a',
         '--metrics-provider=open=http://prometheus.open:9090',
+        '--notify=platform=slack,secret=slack-platform,severity=warning,default',
+        '--notify=bus=webhook,secret=ops/bus-hook',
+        '--allow-webhook=https://hooks.example.com/',
+        '--dashboard-url=https://grafana.example/d/mc?var-namespace={{namespace}}',
         '--log-level=debug',
       ]);
       const deployment = find(objects, 'Deployment', 'modelcanary');

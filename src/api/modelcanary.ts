@@ -476,6 +476,39 @@ export const MetricsProvider = annotate(
 );
 export type MetricsProvider = z.output<typeof MetricsProvider>;
 
+// ── Notifications ───────────────────────────────────────────────────────────────────────
+
+export const NotificationTarget = annotate(
+  z.strictObject({
+    destination: dnsLabel('A destination the operator defined (modelcanary run --notify NAME=...), such as a platform team\'s Slack channel.').optional(),
+    secretRef: annotate(z.strictObject({ name: objectName("Name of the Secret, in the ModelCanary's namespace.") }), {
+      description:
+        'Your own webhook: a Secret in this namespace whose key "url" holds it, labelled modelcanary.io/credentials=true. A Slack URL must be an incoming webhook (https://hooks.slack.com/...); any other must be under an address the operator allowed (--allow-webhook).',
+    }).optional(),
+    format: annotate(z.enum(['slack', 'webhook']), { description: 'secretRef only: slack (Block Kit) or webhook (the generic JSON body of docs/notifications.md). Default slack.' }).optional(),
+    severity: annotate(z.enum(['info', 'warning', 'error']), {
+      description: 'The least severity sent here: info (every step), warning (held, no evidence), error (rolled back, failed). A destination the operator defined may ask for more. Default info.',
+    }).optional(),
+  }),
+  {
+    description: 'Where to announce this rollout.',
+    rules: [
+      rule<{ destination?: unknown; secretRef?: unknown }>(
+        'has(self.destination) != has(self.secretRef)',
+        'set exactly one of destination and secretRef',
+        (t) => (t.destination === undefined) !== (t.secretRef === undefined),
+      ),
+      rule<{ secretRef?: unknown; format?: unknown }>(
+        '!has(self.format) || has(self.secretRef)',
+        'format is for secretRef; a destination the operator defined has its own',
+        (t) => t.format === undefined || t.secretRef !== undefined,
+        ['format'],
+      ),
+    ],
+  },
+);
+export type NotificationTarget = z.output<typeof NotificationTarget>;
+
 // ── Spec and resource ───────────────────────────────────────────────────────────────────
 
 interface SpecShape {
@@ -532,6 +565,9 @@ export const ModelCanarySpec = annotate(
     trafficRouting: TrafficRouting,
     analysis: Analysis,
     metricsProvider: MetricsProvider.optional(),
+    notifications: annotate(z.array(NotificationTarget).max(8), {
+      description: "Where this rollout is announced. Left out: the operator's default destinations. An empty list: nowhere.",
+    }).optional(),
     suspend: annotate(z.boolean(), { description: 'Pause the rollout where it is (phase Paused) until set back to false.' }).prefault(false),
   }),
   { description: 'The desired rollout.', rules: specRules },

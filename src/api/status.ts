@@ -17,7 +17,7 @@ export const Verdict = annotate(z.enum(VERDICTS), {
 export type Verdict = z.output<typeof Verdict>;
 
 /** The kinds of condition the controller sets; each is True, False or Unknown. */
-export const CONDITION_TYPES = ['Valid', 'Progressing', 'Promoted', 'MetricsAvailable', 'RoutingReady', 'Preflight', 'StableMeetsBounds'] as const;
+export const CONDITION_TYPES = ['Valid', 'Progressing', 'Promoted', 'MetricsAvailable', 'RoutingReady', 'Preflight', 'StableMeetsBounds', 'Notified'] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 export const Condition = annotate(
@@ -129,6 +129,57 @@ export const CarriedCounts = annotate(z.object({ stable: VersionCounts, canary: 
 });
 export type CarriedCounts = z.output<typeof CarriedCounts>;
 
+export const SEVERITIES = ['info', 'warning', 'error'] as const;
+export const Severity = annotate(z.enum(SEVERITIES), { description: 'info (progress), warning (needs a look), error (failed, or held until a person acts).' });
+export type Severity = z.output<typeof Severity>;
+
+export const NOTIFICATION_KINDS = ['started', 'retried', 'canaryReplaced', 'advanced', 'promoted', 'rolledBack', 'noEvidence', 'held', 'invalid', 'paused', 'resumed'] as const;
+export const NotificationKind = annotate(z.enum(NOTIFICATION_KINDS), {
+  description:
+    'What happened: started, retried, canaryReplaced, advanced (a step), promoted, rolledBack, noEvidence (held without evidence past inconclusiveLimit), held (route refused, preflight failing), invalid (the spec), paused, resumed.',
+});
+export type NotificationKind = z.output<typeof NotificationKind>;
+
+export const MetricLine = annotate(
+  z.object({
+    name: annotate(z.string().max(63), { description: 'Name of the metric.' }),
+    verdict: Verdict,
+    stable: annotate(z.string().max(64), { description: "Stable's value as people read it (1.2 %, 340 ms), or - when not measured." }),
+    canary: annotate(z.string().max(64), { description: "Canary's value as people read it, or - when not measured." }),
+    stableValue: annotate(z.number().nullable(), { description: "Stable's value as a number (a ratio, milliseconds, or the query's value)." }).optional(),
+    canaryValue: annotate(z.number().nullable(), { description: "Canary's value as a number." }).optional(),
+    bound: annotate(z.string().max(256), { description: 'The bound the canary is held to, as people read it (≤ 1 %, p99 ≤ 500 ms and ≤ 1.25× stable).' }),
+    reason: annotate(z.string().max(1024), { description: 'The numbers and the rule behind the verdict.' }),
+  }),
+  { description: "One metric's verdict, as a notification shows it." },
+);
+export type MetricLine = z.output<typeof MetricLine>;
+
+export const Notification = annotate(
+  z.object({
+    id: annotate(z.string().min(1).max(256), { description: 'Unique per transition: receivers may use it to drop a repeat.' }),
+    kind: NotificationKind,
+    severity: Severity,
+    time: annotate(z.iso.datetime({ offset: true }), { description: 'When the transition was written.' }),
+    namespace: annotate(z.string().max(63), { description: "The ModelCanary's namespace." }),
+    name: annotate(z.string().max(253), { description: "The ModelCanary's name." }),
+    model: annotate(z.string().max(253), { description: 'spec.model.' }),
+    stableVersion: annotate(z.string().max(63), { description: 'The stable version.' }),
+    canaryVersion: annotate(z.string().max(63), { description: 'The canary version.' }),
+    step: annotate(z.int().min(0).max(21), { description: 'The step in force, from 1 (0: before the first).' }),
+    steps: annotate(z.int().min(0).max(20), { description: 'How many steps the rollout has.' }),
+    weight: annotate(z.int().min(0).max(100), { description: 'Percent of traffic on the canary after the transition.' }),
+    phase: Phase,
+    summary: annotate(z.string().max(1024), { description: 'What happened, in one sentence.' }),
+    reason: annotate(z.string().max(4096), { description: 'Why, with the numbers and the rule that fired.' }),
+    metrics: annotate(z.array(MetricLine).max(20), { description: 'Each metric of the check behind the transition.' }),
+  }),
+  { description: 'A notification owed for a transition.' },
+);
+export type Notification = z.output<typeof Notification>;
+
+export const MAX_OUTBOX = 8;
+
 export const ModelCanaryStatus = annotate(
   z.object({
     phase: Phase.optional(),
@@ -160,8 +211,12 @@ export const ModelCanaryStatus = annotate(
     retry: annotate(z.string().max(256), {
       description: 'The value of the modelcanary.io/retry annotation last acted on: setting the annotation to a new value restarts a rolled-back rollout of the same versions.',
     }).optional(),
+    outbox: annotate(z.array(Notification).max(MAX_OUTBOX), {
+      description:
+        'Notifications owed for transitions already written and not yet delivered (or given up on): written with the transition, sent after it, removed once settled, so a restart between the write and the send loses none.',
+    }).optional(),
     conditions: annotate(z.array(Condition).max(16), {
-      description: 'Conditions: Valid, Preflight, Progressing, Promoted, MetricsAvailable, RoutingReady, StableMeetsBounds.',
+      description: 'Conditions: Valid, Preflight, Progressing, Promoted, MetricsAvailable, RoutingReady, StableMeetsBounds, Notified.',
       extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },
     }).optional(),
     message: annotate(z.string().max(4096), { description: 'What is happening now, for people.' }).optional(),

@@ -31,8 +31,9 @@ import { prometheusMissing, startPrometheus, type RunningPrometheus } from '../s
 import { parseCommand } from './args.ts';
 import { EXIT, type Io } from './io.ts';
 import { startController, type RunningController } from './run.ts';
+import { redact } from '../metrics/endpoints.ts';
 
-const USAGE = `Usage: modelcanary demo [--kubeconfig FILE] [--keep] [--timeout 2m] [--rate N] [--without-prometheus]
+const USAGE = `Usage: modelcanary demo [--kubeconfig FILE] [--keep] [--timeout 2m] [--rate N] [--without-prometheus] [--slack-webhook URL]
 
 Two rollouts on this machine, no cluster needed: a healthy upgrade that is promoted
 10 → 30 → 100 %, and one whose canary starts failing at 30 % and is rolled back. An embedded
@@ -51,6 +52,9 @@ Flags:
   --timeout DURATION      give up when the rollouts have not ended by then; default 2m
   --rate N                requests per second sent to each model; default 60
   --without-prometheus    read the mesh's counters directly even when Prometheus is installed
+  --slack-webhook URL     announce the rollouts in this Slack incoming webhook's channel
+                          (also a generic JSON receiver with --webhook-format webhook)
+  --webhook-format F      slack (default) or webhook: the body sent to --slack-webhook
 
 Exit status: 0 when both rollouts end as expected, 1 when not (or interrupted, or what it
 created in the cluster could not be deleted), 2 on bad flags, an unreachable cluster or
@@ -116,7 +120,15 @@ export async function runDemo(args: string[], io: Io, signal?: AbortSignal, env:
   const parsed = parseCommand(
     'demo',
     args,
-    { kubeconfig: { type: 'string' }, keep: { type: 'boolean' }, timeout: { type: 'string' }, rate: { type: 'string' }, 'without-prometheus': { type: 'boolean' } },
+    {
+      kubeconfig: { type: 'string' },
+      keep: { type: 'boolean' },
+      timeout: { type: 'string' },
+      rate: { type: 'string' },
+      'without-prometheus': { type: 'boolean' },
+      'slack-webhook': { type: 'string' },
+      'webhook-format': { type: 'string' },
+    },
     USAGE,
     io,
   );
@@ -130,6 +142,16 @@ export async function runDemo(args: string[], io: Io, signal?: AbortSignal, env:
   const rate = Number(values.rate ?? '60');
   if (!Number.isFinite(rate) || rate < 1 || rate > 2000) {
     io.stderr.write(`modelcanary demo: --rate must be a number of requests per second from 1 to 2000, not ${values.rate ?? ''}\n`);
+    return EXIT.unreadable;
+  }
+  const webhook = values['slack-webhook'];
+  const format = values['webhook-format'] ?? 'slack';
+  if (webhook !== undefined && !/^https?:\/\/[^\s]+$/.test(webhook)) {
+    io.stderr.write('modelcanary demo: --slack-webhook must be an http:// or https:// URL, such as https://hooks.slack.com/services/T000/B000/XXXX\n');
+    return EXIT.unreadable;
+  }
+  if (format !== 'slack' && format !== 'webhook') {
+    io.stderr.write(`modelcanary demo: --webhook-format must be slack or webhook, not ${format}\n`);
     return EXIT.unreadable;
   }
   const kubeconfigFile = values.kubeconfig === undefined ? undefined : resolvePath(io.cwd, values.kubeconfig);
@@ -149,7 +171,7 @@ export async function runDemo(args: string[], io: Io, signal?: AbortSignal, env:
   const leftBehind: string[] = [];
   let code: number;
   try {
-    code = await play({ io, env, out, stack, leftBehind, interrupted: interrupted.signal, kubeconfigFile, timeoutMs, rate, keep: values.keep === true, withoutPrometheus: values['without-prometheus'] === true });
+    code = await play({ io, env, out, stack, leftBehind, interrupted: interrupted.signal, kubeconfigFile, timeoutMs, rate, keep: values.keep === true, withoutPrometheus: values['without-prometheus'] === true, webhook: webhook === undefined ? undefined : { url: webhook, format } });
   } catch (error) {
     out.finishLive();
     io.stderr.write(`modelcanary demo: ${error instanceof Error ? error.message : String(error)}\n`);
@@ -178,6 +200,7 @@ interface Play {
   rate: number;
   keep: boolean;
   withoutPrometheus: boolean;
+  webhook: { url: string; format: 'slack' | 'webhook' } | undefined;
 }
 
 async function play(p: Play): Promise<number> {
@@ -224,6 +247,8 @@ async function play(p: Play): Promise<number> {
     metricsAddr: '127.0.0.1:0',
     defaultPrometheus: metricsSource.prometheus?.url ?? 'http://127.0.0.1:9',
     metricsProvider: metricsSource.direct,
+    notifications:
+      p.webhook === undefined ? undefined : { destinations: [{ name: 'demo', format: p.webhook.format, url: { value: p.webhook.url }, least: 'info', isDefault: true }] },
     log: createLogger({ level: 'info', destination: logStream, pretty: false }),
   });
   stack.push(() => controller.stop());
@@ -240,6 +265,7 @@ async function play(p: Play): Promise<number> {
   out.line(`  mesh telemetry            ${mesh.metricsUrl}`);
   out.line(`  controller metrics        http://${controller.metricsAddress}/metrics`);
   out.line(`  controller log            ${logFile}`);
+  if (p.webhook !== undefined) out.line(`  notifications             ${p.webhook.format === 'slack' ? 'Slack' : 'JSON webhook'} ${redact(p.webhook.url).replace(/(\/services\/[^/]+\/)[^/]+\/[^/]+$/, '$1…')}`);
   out.line('');
   out.line(`  Inspect it while it runs${p.keep ? '' : ' (--keep leaves it running)'}:`);
   out.line(`    kubectl --kubeconfig ${stage.kubeconfigFile} -n ${namespace} get modelcanaries,virtualservices`);
@@ -254,6 +280,8 @@ async function play(p: Play): Promise<number> {
 
   const ended = await follow(cast, canaries, namespace, out, started + p.timeoutMs, p.interrupted);
   out.finishLive();
+  // The last news (a promotion, a rollback) is still on its way at the end: let it arrive.
+  if (p.webhook !== undefined && !(await controller.notificationsSettled(15_000))) out.line('Some notifications were not delivered in 15 s; the controller log says why.');
   if (ended === 'interrupted') return interruptedExit(out);
   const asExpected = summarize(cast, ended === 'ended', p.timeoutMs, out);
 

@@ -16,6 +16,7 @@ Commands:
   simulate            the analysis engine against simulated models, in virtual time
   backtest            the analysis replayed against Prometheus history
   route               the route object the controller would write at a weight
+  notify              send a sample Slack (or webhook) notification built from a manifest
   demo                two rollouts on this machine, no cluster: one promoted, one rolled back
 
 Options:
@@ -47,6 +48,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return (await import('./backtest.ts')).runBacktest(args, io);
     case 'route':
       return (await import('./route.ts')).runRoute(args, io);
+    case 'notify':
+      return (await import('./notify.ts')).runNotify(args, io);
     case 'run':
       return (await import('./run.ts')).runController(args, io);
     case 'sandbox':

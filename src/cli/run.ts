@@ -10,7 +10,10 @@ import { KubeCanaryClient, KubeEventRecorder } from '../controller/kube-canaries
 import { DEFAULT_TIMING, LeaderElector } from '../controller/leader.ts';
 import { apiErrorMessage } from '../controller/kube-errors.ts';
 import { PrometheusClient, type Credentials } from '../metrics/prometheus-client.ts';
-import { readCredentials } from '../controller/credentials.ts';
+import { readCredentials, readWebhookUrl } from '../controller/credentials.ts';
+import { Outbox, parseDestination, type Destination } from '../controller/outbox.ts';
+import type { DeliveryOptions } from '../notify/delivery.ts';
+import type { Links } from '../notify/notifier.ts';
 import { PrometheusMetricsProvider } from '../metrics/prometheus-provider.ts';
 import { checkAddress, parseNamedEndpoint, redact, resolveEndpoint, type EndpointPolicy, type NamedEndpoint } from '../metrics/endpoints.ts';
 import type { MetricsProvider } from '../metrics/provider.ts';
@@ -40,6 +43,17 @@ Flags (environment variable in brackets):
   --allow-prometheus URL
                         let spec.metricsProvider.prometheus.address point under this base URL;
                         repeatable; default: only --prometheus [MODELCANARY_ALLOW_PROMETHEUS, comma-separated]
+  --notify NAME=slack|webhook,secret=NAMESPACE/NAME[,severity=LEVEL][,default]
+                        a destination ModelCanaries may name (spec.notifications[].destination);
+                        the Secret's key "url" holds the webhook URL; severity: the least sent
+                        there (info, warning, error); default: used by ModelCanaries without
+                        spec.notifications; repeatable [MODELCANARY_NOTIFY, separated by ;]
+  --allow-webhook URL   let a team's own generic webhook (spec.notifications[].secretRef) point
+                        under this base URL; Slack's hooks.slack.com is always allowed for Slack;
+                        repeatable [MODELCANARY_ALLOW_WEBHOOK, comma-separated]
+  --dashboard-url TEMPLATE
+                        a link in every message, {{namespace}}, {{name}} and {{model}}
+                        substituted [MODELCANARY_DASHBOARD_URL]
   --log-level LEVEL     trace, debug, info, warn, error; default info [MODELCANARY_LOG_LEVEL]
   --resync DURATION     list and reconcile every ModelCanary again this often, so that a lost
                         watch event heals; default 5m [MODELCANARY_RESYNC]
@@ -59,6 +73,9 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       prometheus: { type: 'string' },
       'metrics-provider': { type: 'string', multiple: true },
       'allow-prometheus': { type: 'string', multiple: true },
+      notify: { type: 'string', multiple: true },
+      'allow-webhook': { type: 'string', multiple: true },
+      'dashboard-url': { type: 'string' },
       'log-level': { type: 'string' },
       'leader-elect': { type: 'boolean' },
       resync: { type: 'string' },
@@ -91,6 +108,20 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
     const problem = checkAddress(prefix, '--allow-prometheus');
     if (problem !== undefined) problems.push(problem);
   }
+  const destinations: Destination[] = [];
+  for (const text of values.notify ?? splitList(env.MODELCANARY_NOTIFY, ';')) {
+    const parsed = parseDestination(text, podNamespace);
+    if ('problem' in parsed) problems.push(parsed.problem);
+    else if (destinations.some((d) => d.name === parsed.name)) problems.push(`--notify ${parsed.name}: defined twice`);
+    else destinations.push(parsed);
+  }
+  const allowedWebhooks = values['allow-webhook'] ?? splitList(env.MODELCANARY_ALLOW_WEBHOOK, ',');
+  for (const prefix of allowedWebhooks) {
+    const problem = checkAddress(prefix, '--allow-webhook');
+    if (problem !== undefined) problems.push(problem);
+  }
+  const dashboard = values['dashboard-url'] ?? env.MODELCANARY_DASHBOARD_URL;
+  if (dashboard !== undefined && !/^https?:\/\//.test(dashboard)) problems.push(`--dashboard-url must start with http:// or https://, such as https://grafana.example.com/d/modelcanary-rollout?var-namespace={{namespace}}&var-modelcanary={{name}}`);
   if (problems.length > 0) {
     for (const problem of problems) io.stderr.write(`modelcanary run: ${problem}\n`);
     return EXIT.invalid;
@@ -122,6 +153,7 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       defaultPrometheus,
       namedProviders,
       allowedPrometheus,
+      notifications: { destinations, allowedWebhooks, links: { dashboard } },
       log: createLogger({ level, destination: io.stderr as NodeJS.WritableStream & { isTTY?: boolean } }),
       resyncMs,
       leaderElection: leaderElect
@@ -161,6 +193,8 @@ export interface ControllerSettings {
   namedProviders?: NamedEndpoint[] | undefined;
   /** Base URLs under which spec.metricsProvider.prometheus.address may point. */
   allowedPrometheus?: string[] | undefined;
+  /** Where rollouts are announced; without it, only ModelCanaries that bring their own webhook are. */
+  notifications?: NotificationSettings | undefined;
   /** Answers for every ModelCanary instead of Prometheus (the demo without Prometheus). */
   metricsProvider?: MetricsProvider | undefined;
   log: Logger;
@@ -170,9 +204,18 @@ export interface ControllerSettings {
   resyncMs?: number | undefined;
 }
 
+export interface NotificationSettings {
+  destinations: Destination[];
+  allowedWebhooks?: string[] | undefined;
+  links?: Links | undefined;
+  delivery?: Partial<DeliveryOptions> | undefined;
+}
+
 export interface RunningController {
   /** host:port where /metrics listens. */
   metricsAddress: string;
+  /** Waits (at most `deadlineMs`) until every notification handed over has been delivered or given up on. */
+  notificationsSettled(deadlineMs: number): Promise<boolean>;
   /** Resolves if another replica took the lease: the process must stop. */
   lost: Promise<void>;
   /** Graceful shutdown: stop taking work, let the reconcile in flight finish, release the lease. */
@@ -186,6 +229,21 @@ export async function startController(settings: ControllerSettings): Promise<Run
   const policy: EndpointPolicy = { defaultAddress: settings.defaultPrometheus, named: settings.namedProviders ?? [], allowedPrefixes: settings.allowedPrometheus ?? [] };
   const providerFor = settings.metricsProvider === undefined ? prometheusProviders(kubeConfig, policy, metrics) : constant(settings.metricsProvider);
   const store = new KubeObjectStore(kubeConfig);
+  let settledKey: (key: string) => void = () => undefined;
+  const outbox = new Outbox({
+    destinations: settings.notifications?.destinations ?? [],
+    allowedWebhooks: settings.notifications?.allowedWebhooks ?? [],
+    links: settings.notifications?.links,
+    delivery: settings.notifications?.delivery,
+    readUrl: (namespace, name, consentRequired) => readWebhookUrl(kubeConfig, namespace, name, consentRequired),
+    onSettled: (key) => {
+      settledKey(key);
+    },
+    onOutcome: (destination, outcome) => {
+      metrics.notified(destination, outcome);
+    },
+    log,
+  });
   const controller = new Controller(
     {
       canaries: new KubeCanaryClient(kubeConfig),
@@ -194,6 +252,7 @@ export async function startController(settings: ControllerSettings): Promise<Run
       events: new KubeEventRecorder(kubeConfig),
       log,
       now: () => new Date(),
+      outbox,
       observer: {
         checked: (canary, decision, status) => {
           const outcome = decision.action === 'promote' ? 'promoted' : decision.action === 'rollback' ? 'rolledBack' : undefined;
@@ -227,6 +286,10 @@ export async function startController(settings: ControllerSettings): Promise<Run
     },
   );
 
+  settledKey = (key) => {
+    controller.enqueue(key, 0);
+  };
+
   const leader = settings.leaderElection;
   const elector = leader === undefined ? undefined : new LeaderElector(kubeConfig, { namespace: leader.namespace, name: 'modelcanary-leader', identity: leader.identity, ...DEFAULT_TIMING });
   let server;
@@ -245,6 +308,7 @@ export async function startController(settings: ControllerSettings): Promise<Run
       prometheus: settings.metricsProvider === undefined ? redact(settings.defaultPrometheus) : 'none: counters read directly',
       providers: policy.named.map((n) => `${n.name}=${redact(n.address)}`).join(', '),
       allowedPrometheus: policy.allowedPrefixes.map(redact).join(', '),
+      notify: (settings.notifications?.destinations ?? []).map((d) => `${d.name} (${d.format}, ${d.least}${d.isDefault ? ', default' : ''})`).join(', '),
       leaderElection: elector !== undefined,
     },
     'controller started',
@@ -260,6 +324,8 @@ export async function startController(settings: ControllerSettings): Promise<Run
       lost: () => {
         // Another replica may already be writing: stop at once, as client-go controllers exit.
         log.error({}, 'lost the lease: stopping');
+        // What it has not sent stays owed in the statuses: the new leader sends it, once.
+        outbox.stop();
         resolve();
       },
       failed: (error) => {
@@ -274,11 +340,13 @@ export async function startController(settings: ControllerSettings): Promise<Run
   let stopping: Promise<void> | undefined;
   return {
     metricsAddress: server.address,
+    notificationsSettled: (deadlineMs) => outbox.idle(deadlineMs),
     lost,
     stop: () =>
       (stopping ??= (async () => {
         log.info({}, 'stopping');
         await controller.stop();
+        outbox.stop();
         await elector?.release();
         await server.close();
       })()),

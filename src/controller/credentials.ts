@@ -34,3 +34,34 @@ export async function readCredentials(kubeConfig: KubeConfig, namespace: string,
   if (username !== undefined && password !== undefined) return { ok: true, credentials: { kind: 'basic', username, password } };
   return { ok: false, problem: `${where} has neither a "token" key nor "username" and "password" keys` };
 }
+
+/**
+ * A webhook URL from key "url" of a Secret. A Secret named by a ModelCanary (`consentRequired`)
+ * is read only with the consent label, as for Prometheus credentials.
+ */
+export async function readWebhookUrl(kubeConfig: KubeConfig, namespace: string, secretName: string, consentRequired: boolean): Promise<{ ok: true; url: string } | { ok: false; problem: string }> {
+  const where = `Secret ${namespace}/${secretName}`;
+  let secret;
+  try {
+    secret = await kubeConfig.makeApiClient(CoreV1Api).readNamespacedSecret({ namespace, name: secretName });
+  } catch (error) {
+    if (error instanceof ApiException && error.code === 404) return { ok: false, problem: `${where} does not exist` };
+    if (error instanceof ApiException && error.code === 403) {
+      return { ok: false, problem: `${where}: the controller may not read Secrets in ${namespace}; an operator grants it per namespace (docs/security.md, "Credentials in tenant namespaces")` };
+    }
+    return { ok: false, problem: `${where} could not be read: ${error instanceof ApiException ? `the API server answered ${error.code}` : (error as Error).message}` };
+  }
+  if (consentRequired && secret.metadata?.labels?.[CONSENT_LABEL] !== 'true') {
+    return { ok: false, problem: `${where} is not labelled ${CONSENT_LABEL}=true: the controller reads only Secrets meant for it (kubectl label secret ${secretName} -n ${namespace} ${CONSENT_LABEL}=true)` };
+  }
+  const raw = secret.data?.url;
+  const url = raw === undefined ? '' : Buffer.from(raw, 'base64').toString('utf8').trim();
+  if (url === '') return { ok: false, problem: `${where} has no key "url" (kubectl create secret generic ${secretName} -n ${namespace} --from-literal=url=https://hooks.slack.com/services/...)` };
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return { ok: false, problem: `${where}: key "url" must be an http:// or https:// URL` };
+  } catch {
+    return { ok: false, problem: `${where}: key "url" is not a URL` };
+  }
+  return { ok: true, url };
+}

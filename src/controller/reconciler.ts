@@ -6,8 +6,9 @@
 // two leaves a status ahead of the route, which the next pass converges. Events, logs and
 // metrics come last, so a failed write never double-counts.
 
-import { KIND, watchIntervalMs, type ModelCanary } from '../api/modelcanary.ts';
-import { ModelCanaryStatus as StatusSchema, setCondition, type Condition, type ModelCanaryStatus, type Phase } from '../api/status.ts';
+import { z } from 'zod';
+import { KIND, NotificationTarget, watchIntervalMs, type ModelCanary } from '../api/modelcanary.ts';
+import { ModelCanaryStatus as StatusSchema, setCondition, type Condition, type ModelCanaryStatus, type Notification, type Phase } from '../api/status.ts';
 import { asSamples, type Counts, type Observation, type Sample, type VersionPair } from '../api/observation.ts';
 import { checkAgainst, checkModelCanary } from '../api/validate.ts';
 import { decide, watch, type Decision } from '../analysis/engine.ts';
@@ -19,6 +20,8 @@ import { createReleaser, createRouter, routeOf, type ObjectStore, type ReleaseMo
 import { apiErrorMessage } from './kube-errors.ts';
 import { choosePass, intentOf, isEnded, RETRY_ANNOTATION, type Pass, type StartReason } from './pass.ts';
 import { analysisStateOf, markOf, sinceMark, startingStatus, statusAfter } from './rollout-status.ts';
+import { notificationOf, notificationOfInvalid, owe, type Transition } from './notifications.ts';
+import type { NotificationOutbox } from './outbox.ts';
 
 export const FINALIZER = 'modelcanary.io/restore-routes';
 
@@ -59,6 +62,8 @@ export interface ReconcileDeps {
   observer?: ReconcileObserver;
   /** The longest a check waits for its metrics; past it the check holds as unmeasurable. Default 30 s. */
   metricsBudgetMs?: number;
+  /** Where owed notifications go after their transition is written; without it none are owed. */
+  outbox?: NotificationOutbox | undefined;
 }
 
 export interface ReconcileResult {
@@ -77,6 +82,8 @@ interface PassContext {
   status: ModelCanaryStatus;
   deps: ReconcileDeps;
   signal: AbortSignal | undefined;
+  /** spec.notifications, read even from a spec that is otherwise invalid; undefined: the operator's defaults. */
+  targets: NotificationTarget[] | undefined;
 }
 
 const AGAIN = { requeueAfterMs: 0 };
@@ -95,7 +102,14 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
     status: readStatus(object.status),
     deps,
     signal,
+    targets: notificationTargets(object),
   };
+  const owed = ctx.status.outbox ?? [];
+  if (owed.length > 0) {
+    const settled = deps.outbox?.settled(owed.map((n) => n.id)) ?? new Map(owed.map((n) => [n.id, []]));
+    if (settled.size > 0) return tidyOutbox(ctx, owed, settled);
+    deps.outbox?.post(ctx.targets, owed);
+  }
   // The spec is judged on its own: a status written by an older controller must not make it invalid.
   const checked = checkModelCanary({ ...object, status: undefined });
   const canary = checked.ok ? checked.value : undefined;
@@ -138,15 +152,15 @@ async function carryOut(pass: Pass, ctx: PassContext, canary: ModelCanary | unde
     case 'start':
       return start(ctx, canary, router, pass.reason, retry);
     case 'refuseRoute':
-      return hold(ctx, pass.phase, { type: 'RoutingReady', reason: pass.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: pass.problem }, 30_000);
+      return hold(ctx, canary, pass.phase, { type: 'RoutingReady', reason: pass.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: pass.problem }, 30_000);
     case 'recover':
       return recover(ctx, canary, pass.phase);
     case 'converge':
       return converge(ctx, canary, router);
     case 'pause':
-      return setPhase(ctx, 'Paused', `paused at ${ctx.status.canaryWeight ?? 0} % (spec.suspend)`, 'Paused');
+      return setPhase(ctx, canary, 'Paused', `paused at ${ctx.status.canaryWeight ?? 0} % (spec.suspend)`, 'Paused');
     case 'resume':
-      return setPhase(ctx, 'Progressing', `resumed at ${ctx.status.canaryWeight ?? 0} %`, 'Resumed');
+      return setPhase(ctx, canary, 'Progressing', `resumed at ${ctx.status.canaryWeight ?? 0} %`, 'Resumed');
     case 'watch':
       return watchBetweenChecks(ctx, canary, router, pass.checkDueMs);
     case 'check':
@@ -168,8 +182,37 @@ async function fenced(ctx: PassContext, write: () => Promise<Json | 'conflict'>)
   return false;
 }
 
-function commit(ctx: PassContext, status: ModelCanaryStatus): Promise<boolean> {
-  return fenced(ctx, () => ctx.deps.canaries.replaceStatus(ctx.object, status, ctx.signal));
+/** Writes the status; once it is written, the notifications it owes are handed to delivery. */
+async function commit(ctx: PassContext, status: ModelCanaryStatus): Promise<boolean> {
+  const written = await fenced(ctx, () => ctx.deps.canaries.replaceStatus(ctx.object, status, ctx.signal));
+  if (written && (status.outbox?.length ?? 0) > 0) ctx.deps.outbox?.post(ctx.targets, status.outbox ?? []);
+  return written;
+}
+
+/** `status` owing one more notification, when any destination wants it. */
+function announce(ctx: PassContext, status: ModelCanaryStatus, notification: Notification): ModelCanaryStatus {
+  if (ctx.deps.outbox?.wants(ctx.targets, notification.severity) !== true) return status;
+  const { outbox, dropped } = owe(status.outbox, notification);
+  for (const lost of dropped) ctx.deps.log.warn({ canary: ctx.key, notification: lost.kind, time: lost.time }, 'too many notifications owed: dropped the oldest');
+  return { ...status, outbox };
+}
+
+function announced(ctx: PassContext, canary: ModelCanary, status: ModelCanaryStatus, transition: Omit<Transition, 'status' | 'now'>): ModelCanaryStatus {
+  return announce(ctx, status, notificationOf(canary, { ...transition, status, now: ctx.deps.now() }));
+}
+
+/** Settled notifications leave the status; what could not be delivered is said in the condition Notified. */
+async function tidyOutbox(ctx: PassContext, owed: readonly Notification[], settled: Map<string, string[]>): Promise<ReconcileResult> {
+  const problems = [...new Set([...settled.values()].flat())];
+  const conditions =
+    ctx.deps.outbox === undefined
+      ? (ctx.status.conditions ?? [])
+      : problems.length > 0
+        ? condition(ctx, ctx.status.conditions ?? [], 'Notified', 'False', 'NotDelivered', problems.join('; '))
+        : condition(ctx, ctx.status.conditions ?? [], 'Notified', 'True', 'Delivered', 'the last notifications were delivered');
+  const outbox = owed.filter((n) => !settled.has(n.id));
+  await commit(ctx, { ...ctx.status, outbox: outbox.length === 0 ? undefined : outbox, conditions });
+  return AGAIN;
 }
 
 /** Events are told after the state is written; one that cannot be recorded is logged, never retried into a second decision. */
@@ -221,20 +264,29 @@ async function holdInvalid(ctx: PassContext, problems: string, phase: Phase): Pr
   const valid = ctx.status.conditions?.find((c) => c.type === 'Valid');
   if (ctx.status.phase === phase && valid?.status === 'False' && valid.message === problems.slice(0, 32768) && ctx.status.observedGeneration === ctx.generation) return {};
   const conditions = condition(ctx, ctx.status.conditions ?? [], 'Valid', 'False', 'InvalidSpec', problems);
-  if (!(await commit(ctx, { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message }))) return AGAIN;
+  let status: ModelCanaryStatus = { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message };
+  // People hear when the spec turns invalid (or the hold becomes a Failed one), not at every edit that keeps it so.
+  if (valid?.status !== 'False' || ctx.status.phase !== phase) status = announce(ctx, status, notificationOfInvalid(ctx.object, status, problems, ctx.deps.now()));
+  if (!(await commit(ctx, status))) return AGAIN;
   await tell(ctx, 'Warning', 'InvalidSpec', message);
   ctx.deps.log.warn({ canary: ctx.key, problems }, 'invalid ModelCanary: holding');
   return {};
 }
 
 /** A condition that keeps the rollout where it is, written once per distinct message. */
-async function hold(ctx: PassContext, phase: Phase, reasonFor: { type: string; reason: string; message: string }, retryMs: number): Promise<ReconcileResult> {
+async function hold(ctx: PassContext, canary: ModelCanary, phase: Phase, reasonFor: { type: string; reason: string; message: string }, retryMs: number): Promise<ReconcileResult> {
   const { type, reason, message } = reasonFor;
   const existing = ctx.status.conditions?.find((c) => c.type === type);
   if (existing?.status === 'False' && existing.message === message && ctx.status.phase === phase) return { requeueAfterMs: retryMs };
   const conditions = condition(ctx, ctx.status.conditions ?? [], type, 'False', reason, message);
   const prefix = phase === 'Failed' ? `held at ${ctx.status.canaryWeight ?? 0} %: ` : phase === 'Pending' ? 'waiting to start: ' : '';
-  if (!(await commit(ctx, { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message: `${prefix}${message}`.slice(0, 4096) }))) return AGAIN;
+  let status: ModelCanaryStatus = { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message: `${prefix}${message}`.slice(0, 4096) };
+  // Once per cause: a message that changes with each attempt (an address that times out, then refuses) is not news.
+  if (existing?.status !== 'False' || existing.reason !== reason || ctx.status.phase !== phase) {
+    const summary = phase === 'Pending' ? `${canary.spec.model}: canary ${canary.spec.canary.version} waits to start (${reason})` : `${canary.spec.model}: held at ${ctx.status.canaryWeight ?? 0} % until a person acts (${reason})`;
+    status = announced(ctx, canary, status, { kind: 'held', summary, reason: message });
+  }
+  if (!(await commit(ctx, status))) return AGAIN;
   await tell(ctx, 'Warning', reason, message);
   ctx.deps.log.warn({ canary: ctx.key, kind: KIND, reason, problem: message }, 'holding');
   return { requeueAfterMs: retryMs };
@@ -247,21 +299,22 @@ async function start(ctx: PassContext, canary: ModelCanary, router: TrafficRoute
   const waiting: Phase = ctx.status.phase === 'Progressing' || ctx.status.phase === 'Paused' || ctx.status.phase === 'Failed' ? 'Failed' : 'Pending';
   const retryMs = Math.min(Math.max(spec.analysis.interval, 5_000), 30_000);
   const route = await router.inspect(intent, ctx.signal);
-  if (!route.ok) return hold(ctx, waiting, { type: 'RoutingReady', reason: route.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: route.problem }, retryMs);
+  if (!route.ok) return hold(ctx, canary, waiting, { type: 'RoutingReady', reason: route.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: route.problem }, retryMs);
   if (route.found.stable === 0) {
     const message = `stable ${spec.stable.version} serves no traffic on the route (canary ${spec.canary.version} has ${route.found.canary} %): a rollout from it would send users back to a model they are not using; set spec.stable to the version that serves now`;
-    return hold(ctx, waiting, { type: 'Preflight', reason: 'StableNotServing', message }, retryMs);
+    return hold(ctx, canary, waiting, { type: 'Preflight', reason: 'StableNotServing', message }, retryMs);
   }
   const subsets = await router.preflight(ctx.signal);
-  if (subsets !== undefined) return hold(ctx, waiting, { type: 'Preflight', reason: 'SubsetMissing', message: subsets }, retryMs);
+  if (subsets !== undefined) return hold(ctx, canary, waiting, { type: 'Preflight', reason: 'SubsetMissing', message: subsets }, retryMs);
   const metrics = await metricsPreflight(ctx, canary);
-  if (metrics !== undefined) return hold(ctx, waiting, { type: 'Preflight', reason: 'MetricsUnavailable', message: metrics }, retryMs);
+  if (metrics !== undefined) return hold(ctx, canary, waiting, { type: 'Preflight', reason: 'MetricsUnavailable', message: metrics }, retryMs);
 
   // The claim comes before the commitment: of two ModelCanaries starting on one route, the one
   // that loses the claim never writes a rollout it cannot carry out.
   const claimed = await router.claim(ctx.signal);
-  if (!claimed.ok) return hold(ctx, waiting, { type: 'RoutingReady', reason: claimed.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: claimed.problem }, retryMs);
-  const status = startingStatus(ctx.status, { spec, generation: ctx.generation, route: routeOf(canary), retry, now: ctx.deps.now() });
+  if (!claimed.ok) return hold(ctx, canary, waiting, { type: 'RoutingReady', reason: claimed.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: claimed.problem }, retryMs);
+  const starting = startingStatus(ctx.status, { spec, generation: ctx.generation, route: routeOf(canary), retry, now: ctx.deps.now() });
+  const status = announced(ctx, canary, { ...starting, outbox: ctx.status.outbox }, { kind: why === 'canaryChanged' ? 'canaryReplaced' : why === 'retry' ? 'retried' : 'started' });
   if (!(await commit(ctx, status))) return AGAIN;
   const applied = await router.apply(intent, ctx.signal);
   if (!applied.ok) {
@@ -302,7 +355,9 @@ async function recover(ctx: PassContext, canary: ModelCanary, phase: Phase): Pro
   const route = routeOf(canary);
   conditions = condition(ctx, conditions, 'RoutingReady', 'True', 'RouteClaimed', `${route.kind} ${route.name} is managed by this ModelCanary`);
   const message = `resumed at ${ctx.status.canaryWeight ?? 0} % (${phase})`;
-  if (!(await commit(ctx, { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message }))) return AGAIN;
+  let status: ModelCanaryStatus = { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message };
+  if (ctx.status.phase === 'Failed') status = announced(ctx, canary, status, { kind: 'resumed', summary: `${canary.spec.model}: ${message}`, reason: 'the problem that held the rollout is fixed' });
+  if (!(await commit(ctx, status))) return AGAIN;
   if (ctx.status.phase === 'Failed') await tell(ctx, 'Normal', 'Resumed', message);
   return AGAIN;
 }
@@ -321,8 +376,9 @@ async function converge(ctx: PassContext, canary: ModelCanary, router: TrafficRo
   return isEnded(ctx.status) ? {} : AGAIN;
 }
 
-async function setPhase(ctx: PassContext, phase: Phase, message: string, reason: string): Promise<ReconcileResult> {
-  if (!(await commit(ctx, { ...ctx.status, phase, observedGeneration: ctx.generation, message }))) return AGAIN;
+async function setPhase(ctx: PassContext, canary: ModelCanary, phase: Phase, message: string, reason: string): Promise<ReconcileResult> {
+  const status = announced(ctx, canary, { ...ctx.status, phase, observedGeneration: ctx.generation, message }, { kind: phase === 'Paused' ? 'paused' : 'resumed', reason: message });
+  if (!(await commit(ctx, status))) return AGAIN;
   await tell(ctx, 'Normal', reason, message);
   return phase === 'Paused' ? {} : AGAIN;
 }
@@ -390,7 +446,11 @@ async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRout
   // the route has moved would leave the two disagreeing, retried forever.
   const refused = refusedStatus(status);
   if (refused !== undefined) return holdOnBadStatus(ctx, canary, refused);
-  if (!(await commit(ctx, status))) return AGAIN;
+  const kinds = { advance: 'advanced', promote: 'promoted', rollback: 'rolledBack', hold: undefined } as const;
+  const alarmed = decision.inconclusiveAlarm && (previous.inconclusiveChecks ?? 0) < canary.spec.analysis.inconclusiveLimit;
+  const kind = kinds[decision.action] ?? (alarmed ? 'noEvidence' : undefined);
+  const owing = kind === undefined ? status : announced(ctx, canary, { ...status, outbox: previous.outbox }, { kind, decision });
+  if (!(await commit(ctx, owing))) return AGAIN;
   const applied = await router.apply(intentOf(canary.spec, status), ctx.signal);
   // The decision stands; the route catches up on the next pass (converge), which comes soon
   // even after the end, where nothing else would bring the ModelCanary back.
@@ -406,7 +466,7 @@ async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRout
   };
   const event = events[decision.action];
   if (event !== undefined) await tell(ctx, event[1], event[0], decision.reason);
-  if (decision.inconclusiveAlarm && (previous.inconclusiveChecks ?? 0) < canary.spec.analysis.inconclusiveLimit) {
+  if (alarmed) {
     await tell(ctx, 'Warning', 'NoEvidence', decision.reason);
   }
   // Said when it starts, not at every check: the condition StableMeetsBounds stays while it lasts.
@@ -496,4 +556,12 @@ function unmeasurable(canary: ModelCanary, problem: string): Observation {
   const error: Sample = { kind: 'error', message: problem };
   const custom = Object.fromEntries(canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus').map((m) => [m.name, { stable: error, canary: error }]));
   return { sinceLastCheck: { stable: error, canary: error }, custom };
+}
+
+/** spec.notifications as far as it can be read: a spec invalid elsewhere still says where to tell people. */
+function notificationTargets(object: Json): NotificationTarget[] | undefined {
+  const spec = object.spec as { notifications?: unknown } | undefined;
+  if (spec?.notifications === undefined) return undefined;
+  const parsed = z.array(NotificationTarget).safeParse(spec.notifications);
+  return parsed.success ? parsed.data : undefined;
 }

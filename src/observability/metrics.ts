@@ -26,6 +26,7 @@ export class ControllerMetrics {
   private readonly reconcileDuration: Histogram;
   private readonly reconcileErrors: Counter;
   private readonly queryDuration: Histogram;
+  private readonly notifications: Counter;
 
   constructor(version: string) {
     const registers = [this.registry];
@@ -38,7 +39,17 @@ export class ControllerMetrics {
     this.rolloutDuration = new Histogram({ name: 'modelcanary_rollout_duration_seconds', help: 'Time from the start of a rollout to its promotion or rollback.', labelNames: ['outcome'], buckets: [60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400], registers });
     this.reconcileDuration = new Histogram({ name: 'modelcanary_reconcile_duration_seconds', help: 'Time one reconcile took.', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });
     this.reconcileErrors = new Counter({ name: 'modelcanary_reconcile_errors_total', help: 'Reconciles that failed and were retried.', labelNames: ['namespace', 'name'], registers });
+    this.notifications = new Counter({
+      name: 'modelcanary_notifications_total',
+      help: 'Notification attempts per destination: delivered, retried (429, 5xx, timeout), rejected (a refusal a person must fix), gaveUp.',
+      labelNames: ['destination', 'outcome'],
+      registers,
+    });
     this.queryDuration = new Histogram({ name: 'modelcanary_prometheus_query_duration_seconds', help: 'Time of each query to Prometheus, by outcome.', labelNames: ['outcome'], buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
+  }
+
+  notified(destination: string, outcome: string): void {
+    this.notifications.inc({ destination, outcome });
   }
 
   /** After a check's status is written (STYLE.md rule 9: metrics only after the write). */

@@ -258,10 +258,27 @@ export const invalidCases: InvalidCase[] = [
     cel: 'spec.metricsProvider.prometheus.headers: must hold at least one entry, or be left out',
     zod: 'spec.metricsProvider.prometheus.headers: must hold at least one entry, or be left out',
   },
+  {
+    name: 'a notification target with both a destination and a Secret',
+    edit: (s) => (s.notifications = [{ destination: 'platform', secretRef: { name: 'team-slack' } }]),
+    cel: 'spec.notifications[0]: set exactly one of destination and secretRef',
+    zod: 'spec.notifications[0]: set exactly one of destination and secretRef',
+  },
+  {
+    name: 'a format on an operator destination',
+    edit: (s) => (s.notifications = [{ destination: 'platform', format: 'webhook' }]),
+    cel: 'spec.notifications[0].format: format is for secretRef; a destination the operator defined has its own',
+    zod: 'spec.notifications[0].format: format is for secretRef; a destination the operator defined has its own',
+  },
 ];
 
 export const validEdits: { name: string; edit: (spec: any) => void }[] = [
   { name: 'a named metrics provider', edit: (s) => (s.metricsProvider = { name: 'team-a' }) },
+  {
+    name: 'notifications to an operator destination and to a team\'s own webhook',
+    edit: (s) => (s.notifications = [{ destination: 'platform', severity: 'error' }, { secretRef: { name: 'team-slack' }, format: 'slack', severity: 'info' }]),
+  },
+  { name: 'no notifications at all', edit: (s) => (s.notifications = []) },
   { name: 'gatewayAPI with ports and no subsets', edit: useGatewayApi },
   {
     name: 'gatewayAPI with ruleIndex 0 and metric labels',

@@ -1,7 +1,9 @@
 // In-memory fakes of our own interfaces, for reconciler tests where one call is one pass: the
 // ModelCanary objects with resourceVersion preconditions, a recording event recorder, a manual
 // clock, and a metrics provider whose counters the test drives.
-import type { ModelCanaryStatus } from '../../src/api/status.ts';
+import type { ModelCanaryStatus, Notification, Severity } from '../../src/api/status.ts';
+import type { NotificationTarget } from '../../src/api/modelcanary.ts';
+import type { NotificationOutbox } from '../../src/controller/outbox.ts';
 import type { Sample } from '../../src/api/observation.ts';
 import type { MetricsProvider, VersionSelector } from '../../src/metrics/provider.ts';
 import type { CanaryClient, EventRecorder, ReconcileDeps } from '../../src/controller/reconciler.ts';
@@ -204,6 +206,50 @@ export function modelCanary(name: string, analysis: Json = {}, versions: { stabl
       analysis: { interval: '30s', steps: [10, 30, 100], minRequests: 100, sequentialTest: { enabled: false }, metrics: [{ name: 'error-rate', type: 'errorRate', max: 0.01 }], ...analysis },
     },
   };
+}
+
+/**
+ * Delivery as the reconciler sees it, in memory: what was handed over, and a switch to settle
+ * it. `sent` counts each notification as a destination would: once per hand-over of a new id.
+ */
+export class RecordingOutbox implements NotificationOutbox {
+  readonly sent: Notification[] = [];
+  readonly problems = new Map<string, string[]>();
+  least: Severity = 'info';
+  /** Settle everything sent as soon as it is handed over. */
+  deliverAtOnce = true;
+  private readonly settledIds = new Set<string>();
+  private readonly seen = new Set<string>();
+
+  wants(_targets: readonly NotificationTarget[] | undefined, severity: Severity): boolean {
+    const rank = { info: 0, warning: 1, error: 2 };
+    return rank[severity] >= rank[this.least];
+  }
+
+  post(_targets: readonly NotificationTarget[] | undefined, owed: readonly Notification[]): void {
+    for (const n of owed) {
+      if (this.seen.has(n.id)) continue;
+      this.seen.add(n.id);
+      this.sent.push(n);
+      if (this.deliverAtOnce) this.settledIds.add(n.id);
+    }
+  }
+
+  settled(ids: readonly string[]): Map<string, string[]> {
+    return new Map(ids.filter((id) => this.settledIds.has(id)).map((id) => [id, this.problems.get(id) ?? []]));
+  }
+
+  /** Settles what was handed over and not settled yet. */
+  deliver(problems: string[] = []): void {
+    for (const n of this.sent) {
+      if (!this.settledIds.has(n.id)) this.problems.set(n.id, problems);
+      this.settledIds.add(n.id);
+    }
+  }
+
+  kinds(): string[] {
+    return this.sent.map((n) => n.kind);
+  }
 }
 
 /** Everything one pass needs, in memory, and a way to run passes. */
