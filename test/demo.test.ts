@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PROMETHEUS_MISSING } from './helpers/prometheus.ts';
 import { canaryWeights, runDemoHeadless, sampleValue } from './helpers/demo.ts';
+import { FakeSlack } from './helpers/fake-slack.ts';
 
 // The demo's settings (examples/demo, src/cli/demo.ts): 60 requests/s per model, checks every
 // 10 s with the sequential test watching every 2 s, and a canary failing 25 % of its requests
@@ -17,8 +18,10 @@ import { canaryWeights, runDemoHeadless, sampleValue } from './helpers/demo.ts';
 const RATE = 60;
 const FAILED_REQUEST_BOUND = RATE * 0.3 * 0.25 * 10;
 
-test('the demo with the real Prometheus: one model promoted 10 → 30 → 100, one rolled back at 30 %', { skip: PROMETHEUS_MISSING, timeout: 240_000 }, async () => {
-  const demo = await runDemoHeadless([]);
+test('the demo with the real Prometheus: one model promoted 10 → 30 → 100, one rolled back at 30 %, each announced once in Slack', { skip: PROMETHEUS_MISSING, timeout: 240_000 }, async () => {
+  const slack = new FakeSlack();
+  await slack.start();
+  const demo = await runDemoHeadless(['--slack-webhook', slack.url]);
   let exitCode: number | null | undefined;
   try {
     const output = demo.output();
@@ -67,7 +70,22 @@ test('the demo with the real Prometheus: one model promoted 10 → 30 → 100, o
     assert.ok(summarized > 0 && Math.abs(failed - summarized) <= 5, `summary says ${summarized} failed, the mesh counted ${failed}`);
     const promotedFailures = sampleValue(mesh, 'istio_requests_total', { reporter: 'destination', destination_canonical_revision: 'v2', response_code: '500' });
     assert.ok(promotedFailures <= 5, `the healthy canary failed ${promotedFailures} requests`);
+
+    // Slack: each end announced exactly once, the rollback with its numbers; nothing refused.
+    type Message = { text: string; blocks: { type: string; text?: { text: string } }[] };
+    const messages = slack.accepted.map((r) => r.body as Message);
+    const headers = messages.map((m) => m.blocks.find((b) => b.type === 'header')?.text?.text ?? '');
+    assert.deepEqual(slack.refused, [], 'every payload met Block Kit\'s limits');
+    assert.equal(headers.filter((h) => /fraud-detector v2 promoted/.test(h)).length, 1, headers.join('\n'));
+    assert.equal(headers.filter((h) => /recommender v8 rolled back/.test(h)).length, 1, headers.join('\n'));
+    assert.equal(headers.filter((h) => /started/.test(h)).length, 2, headers.join('\n'));
+    const rollback = messages.find((m) => /recommender v8 rolled back/.test(m.text));
+    const table = rollback?.blocks.map((b) => b.text?.text ?? '').find((t) => t.startsWith('```')) ?? '';
+    assert.match(table, /error-rate +\d[\d.]* % +\d[\d.]* % +≤ [\d.]+ % +fail/, table);
+    assert.match(output, /notifications +Slack http:\/\/127\.0\.0\.1:\d+\/services\/T000\/…/);
+    assert.equal(sampleValue(metrics, 'modelcanary_notifications_total', { destination: 'demo', outcome: 'delivered' }), slack.accepted.length);
   } finally {
+    await slack.stop();
     const prometheus = /Prometheus +(http\S+)/.exec(demo.output())?.[1];
     const logDir = dirname(demo.printed('controller log'));
     exitCode = await demo.interrupt();

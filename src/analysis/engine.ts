@@ -4,7 +4,7 @@
 
 import type { Analysis, Metric } from '../api/modelcanary.ts';
 import type { Evidence } from '../api/status.ts';
-import { boundAtOrAbove, countAbove, histogramQuantile } from './histogram.ts';
+import { boundAtOrAbove, countAbove, histogramQuantile, total } from './histogram.ts';
 import { addCounts, asSamples, countsOf, type Counts, type Observation, type Sample, type VersionPair } from '../api/observation.ts';
 import { logMixture, noEvidence, RATIO_GRID, rejects, update } from './sequential.ts';
 import { judgeMetric, type MetricVerdict } from './verdicts.ts';
@@ -176,16 +176,21 @@ export function watch(analysis: Analysis, state: AnalysisState, counts: VersionP
   const sequential = feedSequentialTests(analysis, state.evidence, counts, counts.stable);
   const next = { ...state, evidence: sequential.evidence };
   if (sequential.rejections.size === 0) return { state: next };
-  const verdicts: MetricVerdict[] = [...sequential.rejections].map(([name, reason]) => ({
-    name,
-    type: analysis.metrics.find((m) => m.name === name)?.type ?? 'errorRate',
-    verdict: 'fail',
-    severe: true,
-    reason,
-  }));
+  // The values shown are those of the requests since the last look: what tipped the evidence.
+  const verdicts: MetricVerdict[] = [...sequential.rejections].map(([name, reason]) => {
+    const metric = analysis.metrics.find((m) => m.name === name);
+    return { name, type: metric?.type ?? 'errorRate', verdict: 'fail', severe: true, reason, stable: lookValue(metric, counts.stable), canary: lookValue(metric, counts.canary) };
+  });
   const reason = `rolled back at once: ${verdicts.map((v) => `${v.name}: ${v.reason}`).join('; ')}`;
   const failed = { ...next, failedChecks: next.failedChecks + 1 };
   return { state: failed, rollback: { action: 'rollback', weight: 0, state: failed, verdicts, reason, inconclusiveAlarm: false, warnings: [] } };
+}
+
+/** A version's value of `metric` over one look's counts: its 5xx ratio, or its latency quantile. */
+function lookValue(metric: Metric | undefined, counts: Counts): number | undefined {
+  if (metric?.type === 'errorRate') return counts.requests > 0 ? counts.errors / counts.requests : undefined;
+  if (metric?.type === 'latency' && counts.latency !== undefined && total(counts.latency) > 0) return histogramQuantile(metric.quantile, counts.latency);
+  return undefined;
 }
 
 /**
