@@ -16,6 +16,7 @@ import { seeded } from '../src/analysis/random.ts';
 import { envtestMissing, startEnvtest, type Envtest } from './kube/envtest.ts';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { FakePrometheus } from './helpers/fake-prometheus.ts';
+import { FakeSlack } from './helpers/fake-slack.ts';
 import { meshFor, modelCanary } from './helpers/fakes.ts';
 import { until, weightHistory } from './helpers/sandbox.ts';
 import { ROOT } from './helpers/manifests.ts';
@@ -308,5 +309,63 @@ test('on the real API server, without any one rule of deploy/\'s RBAC, the contr
     }
   } finally {
     await applyObjects(rendered);
+  }
+});
+
+test('on the real API server: notifications through the operator\'s Secret and a team\'s consenting one, each once; an unconsented Secret is a condition, not a send', { skip: SKIP }, async () => {
+  const core = envtest.kubeConfig.makeApiClient(CoreV1Api);
+  const platform = new FakeSlack();
+  const team = new FakeSlack();
+  team.checkBlocks = false;
+  await platform.start();
+  await team.start();
+  await core.createNamespace({ body: { metadata: { name: 'notify-ops' } } });
+  const url = (value: string): Record<string, string> => ({ url: Buffer.from(value).toString('base64') });
+  await core.createNamespacedSecret({ namespace: 'notify-ops', body: { metadata: { name: 'slack-platform' }, data: url(platform.url) } });
+  await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'team-hook', labels: { 'modelcanary.io/credentials': 'true' } }, data: url(team.url) } });
+  await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'deploy-hook' }, data: url(team.url) } });
+  const running = await startController({
+    kubeConfig: proxy.kubeConfig(envtest.token),
+    namespaces: [NS],
+    metricsAddr: '127.0.0.1:0',
+    defaultPrometheus: prometheus.url,
+    log: pino({ level: 'silent' }),
+    notifications: {
+      destinations: [{ name: 'platform', format: 'slack', url: { secret: { namespace: 'notify-ops', name: 'slack-platform' } }, least: 'info', isDefault: false }],
+      allowedWebhooks: [new URL(team.url).origin],
+      delivery: { paceMs: 50 },
+    },
+  });
+  try {
+    await createModel('real-notify', { steps: [10, 100] }, (body) => {
+      body.spec.notifications = [{ destination: 'platform' }, { secretRef: { name: 'team-hook' }, format: 'webhook' }];
+    });
+    await createModel('real-unconsented', { steps: [10, 100] }, (body) => {
+      body.spec.notifications = [{ secretRef: { name: 'deploy-hook' }, format: 'webhook' }];
+    });
+    await until('real-notify succeeds', () => status('real-notify'), (s) => s.phase === 'Succeeded', 60_000);
+    await until('its notifications settle', () => status('real-notify'), (s) => s.outbox === undefined && s.conditions?.some((c: Json) => c.type === 'Notified'), 30_000);
+    const notified = (await status('real-notify')).conditions.find((c: Json) => c.type === 'Notified');
+    assert.equal(notified.status, 'True', notified.message);
+    const headers = platform.accepted.map((r) => (r.body as { text: string }).text);
+    assert.equal(headers.length, 2, headers.join('\n'));
+    assert.match(headers[0] ?? '', /real-notify v2 canary started/);
+    assert.match(headers[1] ?? '', /real-notify v2 promoted/);
+    const bodies = team.accepted.map((r) => r.body as Json);
+    assert.deepEqual(bodies.map((b) => [b.apiVersion, b.event, b.modelCanary.name]), [
+      ['modelcanary.io/notification/v1', 'started', 'real-notify'],
+      ['modelcanary.io/notification/v1', 'promoted', 'real-notify'],
+    ]);
+    assert.deepEqual(team.accepted.map((r) => r.headers['idempotency-key']), bodies.map((b) => b.id));
+
+    await until('real-unconsented succeeds anyway', () => status('real-unconsented'), (s) => s.phase === 'Succeeded', 60_000);
+    await until('and says why it told nobody', () => status('real-unconsented'), (s) => s.conditions?.find((c: Json) => c.type === 'Notified')?.status === 'False', 30_000);
+    const refused = (await status('real-unconsented')).conditions.find((c: Json) => c.type === 'Notified');
+    assert.match(refused.message, /Secret ml-serving\/deploy-hook is not labelled modelcanary.io\/credentials=true/);
+    assert.ok(!team.accepted.some((r) => (r.body as Json).modelCanary.name === 'real-unconsented'), 'nothing was sent with a Secret that did not consent');
+  } finally {
+    await running.stop();
+    await platform.stop();
+    await team.stop();
   }
 });
