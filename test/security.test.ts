@@ -32,12 +32,13 @@ let controller: ChildProcess;
 let logs = '';
 let load: ReturnType<typeof setInterval>;
 const models = ['exfil', 'exfil-labelled', 'ssrf', 'smuggle', 'userinfo', 'unlabelled', 'labelled', 'named', 'thief'];
+const notifying = ['notify-slack', 'notify-webhook', 'notify-unlabelled', 'notify-nowhere'];
 
 before(async () => {
   harness = await sandboxHarness({ namespaces: [NS, 'modelcanary-system'] });
   await prometheus.start();
   load = setInterval(() => {
-    for (const model of models) {
+    for (const model of [...models, ...notifying]) {
       prometheus.serve(NS, model, 'v1', 50);
       prometheus.serve(NS, model, 'v2', 50);
     }
@@ -56,6 +57,10 @@ before(async () => {
   await secret(NS, 'ci-deploy-sa-token', TOKENS.deploy);
   await secret(NS, 'prometheus-reader', TOKENS.labelled, { 'modelcanary.io/credentials': 'true' });
   await secret('modelcanary-system', 'mimir-ops', TOKENS.operator);
+  const hook = (name: string, url: string, labels: Record<string, string> = {}): Promise<unknown> =>
+    core.createNamespacedSecret({ namespace: NS, body: { metadata: { name, labels }, data: { url: Buffer.from(url).toString('base64') } } });
+  await hook('hook-labelled', `${attackerUrl}/hook`, { 'modelcanary.io/credentials': 'true' });
+  await hook('hook-unlabelled', `${attackerUrl}/hook`);
 
   controller = spawn(
     process.execPath,
@@ -89,7 +94,7 @@ after(async () => {
   await harness.stop();
 });
 
-async function attempt(name: string, metricsProvider: Json | undefined, virtualService = name): Promise<void> {
+async function attempt(name: string, metricsProvider: Json | undefined, virtualService = name, notifications?: Json[]): Promise<void> {
   const api = harness.kubeConfig.makeApiClient(CustomObjectsApi);
   if (virtualService === name) {
     const mesh = meshFor(name);
@@ -99,6 +104,7 @@ async function attempt(name: string, metricsProvider: Json | undefined, virtualS
   const body = modelCanary(name, { interval: '2s', minRequests: 10 }, { virtualService });
   body.metadata.namespace = NS;
   if (metricsProvider !== undefined) body.spec.metricsProvider = metricsProvider;
+  if (notifications !== undefined) body.spec.notifications = notifications;
   await api.createNamespacedCustomObject({ ...MCAN, body });
 }
 
@@ -149,6 +155,25 @@ test('a ModelCanary author cannot send a Secret, or the controller, anywhere the
   for (const token of Object.values(TOKENS)) assert.ok(!logs.includes(token), 'no credential in the logs');
   const everything = JSON.stringify(await Promise.all(models.map(status)));
   assert.ok(!everything.includes('hunter2'), 'no foreign answer echoed in status');
+});
+
+test('a ModelCanary author cannot make the controller post notifications anywhere the operator did not allow', async () => {
+  const allowed = { prometheus: { address: prometheus.url } };
+  await attempt('notify-slack', allowed, 'notify-slack', [{ secretRef: { name: 'hook-labelled' }, format: 'slack' }]);
+  await attempt('notify-webhook', allowed, 'notify-webhook', [{ secretRef: { name: 'hook-labelled' }, format: 'webhook' }]);
+  await attempt('notify-unlabelled', allowed, 'notify-unlabelled', [{ secretRef: { name: 'hook-unlabelled' }, format: 'webhook' }]);
+  await attempt('notify-nowhere', allowed, 'notify-nowhere', [{ destination: 'ops-slack' }]);
+  for (const [name, problem] of [
+    ['notify-slack', /secretRef hook-labelled: the slack webhook in it is not at an allowed address \(it sends only under https:\/\/hooks\.slack\.com\)/],
+    ['notify-webhook', /secretRef hook-labelled: the webhook webhook in it is not at an allowed address \(this controller allows none; an operator allows addresses with modelcanary run --allow-webhook\)/],
+    ['notify-unlabelled', /Secret tenant\/hook-unlabelled is not labelled modelcanary\.io\/credentials=true/],
+    ['notify-nowhere', /this controller has no destination named ops-slack \(it has none; an operator adds them with modelcanary run --notify\)/],
+  ] as const) {
+    const s = await until(`${name} told nobody, and went on`, () => status(name), (x) => condition(x, 'Notified')?.status === 'False' && x.phase === 'Progressing');
+    assert.match(condition(s, 'Notified')?.message ?? '', problem, name);
+    assert.ok(!(condition(s, 'Notified')?.message ?? '').includes(attackerUrl), 'the URL in the Secret is not echoed');
+  }
+  assert.deepEqual(attacks, [], 'nothing reached the attacker');
 });
 
 test('modelcanary run refuses credentials in its own addresses, and never prints them', async () => {
