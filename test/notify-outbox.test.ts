@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { owe } from '../src/controller/notifications.ts';
+import { parseDestination } from '../src/controller/outbox.ts';
 import type { Notification } from '../src/api/status.ts';
 import { RecordingOutbox, World } from './helpers/fakes.ts';
 
@@ -157,4 +158,24 @@ test('a full outbox drops the oldest progress news first, never a rollback', () 
   assert.equal(outbox.length, 8);
   assert.equal(outbox[0]?.kind, 'rolledBack');
   assert.deepEqual(dropped.map((d) => d.id), ['id-1', 'id-2', 'id-3']);
+});
+
+test('--notify: what an operator writes, and what each mistake is told', () => {
+  const cases: [string, Json | RegExp][] = [
+    ['platform=slack,secret=slack-platform', { name: 'platform', format: 'slack', url: { secret: { namespace: 'modelcanary-system', name: 'slack-platform' } }, least: 'info', isDefault: false }],
+    ['bus=webhook,secret=ops/bus,severity=error,default', { name: 'bus', format: 'webhook', url: { secret: { namespace: 'ops', name: 'bus' } }, least: 'error', isDefault: true }],
+    ['platform=slack', /name the Secret that holds the webhook URL \(key "url"\)/],
+    ['platform=teams,secret=x', /--notify "platform=teams": write NAME=slack\|webhook,secret=/],
+    ['https://hooks.slack.com/services/T/B/SECRET', /--notify \(a URL\): write NAME=/],
+    ['platform=slack,url=https://hooks.slack.com/services/T/B/SECRET', /a webhook URL is a credential and does not go in a flag/],
+    ['platform=slack,secret=x,severity=loud', /unknown option "severity=loud"/],
+  ];
+  for (const [text, expected] of cases) {
+    const parsed = parseDestination(text, 'modelcanary-system');
+    if (expected instanceof RegExp) {
+      assert.ok('problem' in parsed, text);
+      assert.match(parsed.problem, expected, text);
+      assert.ok(!parsed.problem.includes('SECRET'), `${text}: a URL is never repeated`);
+    } else assert.deepEqual(parsed, expected, text);
+  }
 });

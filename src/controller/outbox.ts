@@ -254,7 +254,8 @@ export function parseDestination(text: string, defaultNamespace: string): Destin
     if (secretMatch !== null) secret = { namespace: secretMatch[1] ?? defaultNamespace, name: secretMatch[2] ?? '' };
     else if (severityMatch !== null) least = severityMatch[1] as Severity;
     else if (option === 'default') isDefault = true;
-    else return { problem: `--notify ${name}: unknown option ${JSON.stringify(option.includes('://') ? '(a URL)' : option)}; ${usage}` };
+    else if (option.includes('://')) return { problem: `--notify ${name}: a webhook URL is a credential and does not go in a flag: put it in key "url" of a Secret and write secret=NAMESPACE/NAME` };
+    else return { problem: `--notify ${name}: unknown option ${JSON.stringify(option)}; ${usage}` };
   }
   if (secret === undefined) return { problem: `--notify ${name}: name the Secret that holds the webhook URL (key "url"): ${usage}` };
   return { name, format, url: { secret }, least, isDefault };

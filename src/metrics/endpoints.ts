@@ -144,7 +144,11 @@ export function checkAddress(address: string, flag: string): string | undefined 
     return `${flag}: ${redactText(address)} is not a URL; write it as http://prometheus.istio-system:9090`;
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return `${flag}: ${redact(address)} must be an http:// or https:// URL`;
-  if (holdsCredentials(address)) return `${flag}: ${redact(address)} holds credentials; put them in a Secret and name it with --metrics-provider NAME=URL,secret=NAMESPACE/NAME`;
+  if (holdsCredentials(address)) {
+    return flag.startsWith('--allow-')
+      ? `${flag}: ${redact(address)} holds credentials; an allowed address is a base URL without them`
+      : `${flag}: ${redact(address)} holds credentials; put them in a Secret and name it with --metrics-provider NAME=URL,secret=NAMESPACE/NAME`;
+  }
   if (url.search !== '' || url.hash !== '') return `${flag}: ${redact(address)} must be a base URL without a query (?) or fragment (#)`;
   return undefined;
 }
