@@ -73,6 +73,7 @@ interface Resolved {
 }
 
 const URL_TTL_MS = 5 * 60_000;
+const URL_RETRY_MS = 10_000;
 const FORGET_AFTER_MS = 60 * 60_000;
 
 export class Outbox implements NotificationOutbox {
@@ -203,7 +204,8 @@ export class Outbox implements NotificationOutbox {
   private async readUrl(namespace: string, name: string, consentRequired: boolean): Promise<UrlResult> {
     const key = `${namespace}/${name}/${String(consentRequired)}`;
     const cached = this.urls.get(key);
-    if (cached !== undefined && Date.now() - cached.at < URL_TTL_MS) return cached.result;
+    // A refusal is read again sooner: the fix (a label, a key) should take effect at the next transition.
+    if (cached !== undefined && Date.now() - cached.at < (cached.result.ok ? URL_TTL_MS : URL_RETRY_MS)) return cached.result;
     const result = await this.options.readUrl(namespace, name, consentRequired);
     this.urls.set(key, { result, at: Date.now() });
     return result;
