@@ -8,7 +8,8 @@
 // of the demo's own that it empties and deletes when it ends; the mesh, the load and
 // Prometheus still run here on loopback.
 
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve as resolvePath } from 'node:path';
@@ -235,7 +236,10 @@ async function play(p: Play): Promise<number> {
     stack.push(() => load.stop());
   }
 
-  const metricsSource = await startMetrics(p.withoutPrometheus, mesh, cast, namespace, p.env, stack, p.interrupted);
+  // Prometheus scrapes the controller too, so that the dashboards and alerts of dashboards/ and
+  // deploy/monitoring/ have everything they read: the controller's port is chosen first.
+  const controllerAddress = `127.0.0.1:${await freePort()}`;
+  const metricsSource = await startMetrics(p.withoutPrometheus, mesh, cast, namespace, p.env, stack, p.interrupted, controllerAddress);
   if (metricsSource === undefined) return interruptedExit(out);
 
   const logFile = join(dir, 'controller.log');
@@ -244,7 +248,7 @@ async function play(p: Play): Promise<number> {
   const controller: RunningController = await startController({
     kubeConfig,
     namespaces: [namespace],
-    metricsAddr: '127.0.0.1:0',
+    metricsAddr: controllerAddress,
     defaultPrometheus: metricsSource.prometheus?.url ?? 'http://127.0.0.1:9',
     metricsProvider: metricsSource.direct,
     notifications:
@@ -596,7 +600,16 @@ interface MetricsSource {
 }
 
 /** Prometheus scraping the mesh when installed (waiting until it has), else the mesh's counters read directly. */
-async function startMetrics(withoutPrometheus: boolean, mesh: Mesh, cast: Cast[], namespace: string, env: NodeJS.ProcessEnv, stack: (() => Promise<void>)[], signal: AbortSignal): Promise<MetricsSource | undefined> {
+async function startMetrics(
+  withoutPrometheus: boolean,
+  mesh: Mesh,
+  cast: Cast[],
+  namespace: string,
+  env: NodeJS.ProcessEnv,
+  stack: (() => Promise<void>)[],
+  signal: AbortSignal,
+  controllerAddress: string,
+): Promise<MetricsSource | undefined> {
   const without = withoutPrometheus ? 'not used (--without-prometheus)' : prometheusMissing(env.PATH) === undefined ? undefined : 'not installed';
   if (without !== undefined) {
     const direct = new ScrapingMetricsProvider({ url: mesh.metricsUrl });
@@ -609,7 +622,8 @@ async function startMetrics(withoutPrometheus: boolean, mesh: Mesh, cast: Cast[]
     await sleep(2_500, signal);
     return signal.aborted ? undefined : { direct, without };
   }
-  const prometheus = await startPrometheus({ scrapeTargets: [mesh.metricsTarget] });
+  const rules = fileURLToPath(new URL('../../deploy/monitoring/alerts.rules.yaml', import.meta.url));
+  const prometheus = await startPrometheus({ scrapeTargets: [mesh.metricsTarget], scrapeJobs: { modelcanary: [controllerAddress] }, ruleFiles: existsSync(rules) ? [rules] : undefined });
   stack.push(() => prometheus.stop());
   // Prometheus's first scrape comes about 5 s after it starts, and the controller's preflight
   // holds a rollout until stable's requests are measured: wait for every stable version's.
@@ -785,3 +799,18 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+
+/** A loopback port free now: the controller listens there, and Prometheus is told before it starts. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}

@@ -12,6 +12,7 @@ import { apiErrorMessage } from '../controller/kube-errors.ts';
 import { PrometheusClient, type Credentials } from '../metrics/prometheus-client.ts';
 import { readCredentials, readWebhookUrl } from '../controller/credentials.ts';
 import { Outbox, parseDestination, type Destination } from '../controller/outbox.ts';
+import { effectiveBounds } from '../controller/notifications.ts';
 import type { DeliveryOptions } from '../notify/delivery.ts';
 import type { Links } from '../notify/notifier.ts';
 import { PrometheusMetricsProvider } from '../metrics/prometheus-provider.ts';
@@ -254,18 +255,42 @@ export async function startController(settings: ControllerSettings): Promise<Run
       now: () => new Date(),
       outbox,
       observer: {
-        checked: (canary, decision, status) => {
+        checked: (canary, decision, status, previous) => {
           const outcome = decision.action === 'promote' ? 'promoted' : decision.action === 'rollback' ? 'rolledBack' : undefined;
-          const started = status.conditions?.find((c) => c.type === 'Progressing' && c.reason === 'RolloutStarted')?.lastTransitionTime;
+          // The check that ends a rollout replaces this condition: its start is read from the status before.
+          const started = previous.conditions?.find((c) => c.type === 'Progressing' && c.reason === 'RolloutStarted')?.lastTransitionTime;
           metrics.recordCheck({
             namespace: canary.metadata.namespace ?? 'default',
             name: canary.metadata.name,
             phase: status.phase ?? 'Progressing',
             weight: status.canaryWeight ?? 0,
-            metrics: decision.verdicts.map((v) => ({ metric: v.name, verdict: v.verdict, stable: v.stable, canary: v.canary })),
+            decision: decision.action,
+            metrics: decision.verdicts.map((v) => {
+              const metric = canary.spec.analysis.metrics.find((m) => m.name === v.name);
+              return { metric: v.name, verdict: v.verdict, stable: v.stable, canary: v.canary, bounds: metric === undefined ? undefined : effectiveBounds(metric, v.stable) };
+            }),
             outcome,
             durationSeconds: outcome === undefined || started === undefined ? undefined : (Date.now() - Date.parse(started)) / 1000,
           });
+        },
+        written: (namespace, name, canary, status) => {
+          metrics.recordRollout({
+            namespace,
+            name,
+            model: canary?.spec.model,
+            stable: canary?.spec.stable.version,
+            canary: canary?.spec.canary.version,
+            steps: canary?.spec.analysis.steps,
+            metrics: canary?.spec.analysis.metrics.map((m) => m.name),
+            inconclusiveLimit: canary?.spec.analysis.inconclusiveLimit,
+            phase: status.phase ?? 'Pending',
+            weight: status.canaryWeight ?? 0,
+            stepIndex: status.currentStep,
+            inconclusiveChecks: status.inconclusiveChecks ?? 0,
+          });
+        },
+        transitioned: (namespace, name, event) => {
+          metrics.transitioned(namespace, name, event);
         },
       },
     },
@@ -291,6 +316,7 @@ export async function startController(settings: ControllerSettings): Promise<Run
   };
 
   const leader = settings.leaderElection;
+  metrics.leading(leader === undefined);
   const elector = leader === undefined ? undefined : new LeaderElector(kubeConfig, { namespace: leader.namespace, name: 'modelcanary-leader', identity: leader.identity, ...DEFAULT_TIMING });
   let server;
   try {
@@ -319,11 +345,13 @@ export async function startController(settings: ControllerSettings): Promise<Run
     elector?.run({
       started: async () => {
         log.info({}, 'leading: reconciling');
+        metrics.leading(true);
         await controller.start();
       },
       lost: () => {
         // Another replica may already be writing: stop at once, as client-go controllers exit.
         log.error({}, 'lost the lease: stopping');
+        metrics.leading(false);
         // What it has not sent stays owed in the statuses: the new leader sends it, once.
         outbox.stop();
         resolve();

@@ -169,6 +169,30 @@ export function boundOf(metric: Metric): string {
 }
 
 /**
+ * The bounds a metric held the canary to, given stable's value: the tighter of the absolute
+ * bound and the ratio to stable, in the metric's unit (a ratio, milliseconds, the query's value).
+ */
+export function effectiveBounds(metric: Metric, stable: number | null | undefined): { max?: number | undefined; min?: number | undefined } {
+  const times = (ratio: number | undefined): number | undefined => (ratio === undefined || stable === undefined || stable === null ? undefined : ratio * stable);
+  const least = (...xs: (number | undefined)[]): number | undefined => {
+    const known = xs.filter((x): x is number => x !== undefined);
+    return known.length === 0 ? undefined : Math.min(...known);
+  };
+  const most = (...xs: (number | undefined)[]): number | undefined => {
+    const known = xs.filter((x): x is number => x !== undefined);
+    return known.length === 0 ? undefined : Math.max(...known);
+  };
+  switch (metric.type) {
+    case 'errorRate':
+      return { max: metric.max };
+    case 'latency':
+      return { max: least(metric.maxMs, times(metric.maxRatioToStable)) };
+    case 'prometheus':
+      return { max: least(metric.max, times(metric.maxRatioToStable)), min: most(metric.min, times(metric.minRatioToStable)) };
+  }
+}
+
+/**
  * The outbox with `owed` added. It holds at most MAX_OUTBOX: when full, the oldest info
  * notification goes first, then the oldest of any kind, so a rollback is never the one dropped
  * for a step that advanced.

@@ -8,7 +8,7 @@
 
 import { z } from 'zod';
 import { KIND, NotificationTarget, watchIntervalMs, type ModelCanary } from '../api/modelcanary.ts';
-import { ModelCanaryStatus as StatusSchema, setCondition, type Condition, type ModelCanaryStatus, type Notification, type Phase } from '../api/status.ts';
+import { ModelCanaryStatus as StatusSchema, setCondition, type Condition, type ModelCanaryStatus, type Notification, type NotificationKind, type Phase } from '../api/status.ts';
 import { asSamples, type Counts, type Observation, type Sample, type VersionPair } from '../api/observation.ts';
 import { checkAgainst, checkModelCanary } from '../api/validate.ts';
 import { decide, watch, type Decision } from '../analysis/engine.ts';
@@ -45,9 +45,14 @@ export interface Logger {
   warn(fields: object, message: string): void;
 }
 
+/** For the controller's own metrics; each is told only after the status write it describes. */
 export interface ReconcileObserver {
-  /** After the status write of a check: for the controller's own metrics. */
-  checked?(canary: ModelCanary, decision: Decision, status: ModelCanaryStatus): void;
+  /** After the status write of a check; `previous` is the status the check started from. */
+  checked?(canary: ModelCanary, decision: Decision, status: ModelCanaryStatus, previous: ModelCanaryStatus): void;
+  /** After every status write: where the rollout stands (`canary` undefined when its spec cannot be read). */
+  written?(namespace: string, name: string, canary: ModelCanary | undefined, status: ModelCanaryStatus): void;
+  /** After the write of a transition people are told of (started, advanced, promoted, rolledBack, …). */
+  transitioned?(namespace: string, name: string, event: NotificationKind): void;
 }
 
 export interface ReconcileDeps {
@@ -84,6 +89,8 @@ interface PassContext {
   signal: AbortSignal | undefined;
   /** spec.notifications, read even from a spec that is otherwise invalid; undefined: the operator's defaults. */
   targets: NotificationTarget[] | undefined;
+  /** The spec, when it is valid. */
+  canary: ModelCanary | undefined;
 }
 
 const AGAIN = { requeueAfterMs: 0 };
@@ -103,6 +110,7 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
     deps,
     signal,
     targets: notificationTargets(object),
+    canary: undefined,
   };
   const owed = ctx.status.outbox ?? [];
   if (owed.length > 0) {
@@ -113,6 +121,7 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
   // The spec is judged on its own: a status written by an older controller must not make it invalid.
   const checked = checkModelCanary({ ...object, status: undefined });
   const canary = checked.ok ? checked.value : undefined;
+  ctx.canary = canary;
   const router = canary === undefined ? undefined : createRouter(canary, deps.routes);
   const deleting = metadata.deletionTimestamp !== undefined;
   const route =
@@ -185,16 +194,27 @@ async function fenced(ctx: PassContext, write: () => Promise<Json | 'conflict'>)
 /** Writes the status; once it is written, the notifications it owes are handed to delivery. */
 async function commit(ctx: PassContext, status: ModelCanaryStatus): Promise<boolean> {
   const written = await fenced(ctx, () => ctx.deps.canaries.replaceStatus(ctx.object, status, ctx.signal));
-  if (written && (status.outbox?.length ?? 0) > 0) ctx.deps.outbox?.post(ctx.targets, status.outbox ?? []);
-  return written;
+  if (!written) return false;
+  if ((status.outbox?.length ?? 0) > 0) ctx.deps.outbox?.post(ctx.targets, status.outbox ?? []);
+  const observer = ctx.deps.observer;
+  observer?.written?.(ctx.namespace, ctx.name, ctx.canary, status);
+  for (const event of transitionsOf.get(status) ?? []) observer?.transitioned?.(ctx.namespace, ctx.name, event);
+  return true;
 }
+
+/** The transitions a status about to be written carries, for the metrics once it is written. */
+const transitionsOf = new WeakMap<ModelCanaryStatus, NotificationKind[]>();
 
 /** `status` owing one more notification, when any destination wants it. */
 function announce(ctx: PassContext, status: ModelCanaryStatus, notification: Notification): ModelCanaryStatus {
-  if (ctx.deps.outbox?.wants(ctx.targets, notification.severity) !== true) return status;
-  const { outbox, dropped } = owe(status.outbox, notification);
-  for (const lost of dropped) ctx.deps.log.warn({ canary: ctx.key, notification: lost.kind, time: lost.time }, 'too many notifications owed: dropped the oldest');
-  return { ...status, outbox };
+  let next = status;
+  if (ctx.deps.outbox?.wants(ctx.targets, notification.severity) === true) {
+    const { outbox, dropped } = owe(status.outbox, notification);
+    for (const lost of dropped) ctx.deps.log.warn({ canary: ctx.key, notification: lost.kind, time: lost.time }, 'too many notifications owed: dropped the oldest');
+    next = { ...status, outbox };
+  }
+  transitionsOf.set(next, [...(transitionsOf.get(status) ?? []), notification.kind]);
+  return next;
 }
 
 function announced(ctx: PassContext, canary: ModelCanary, status: ModelCanaryStatus, transition: Omit<Transition, 'status' | 'now'>): ModelCanaryStatus {
@@ -475,7 +495,7 @@ async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRout
     await tell(ctx, 'Warning', 'StableBreaksBound', decision.warnings.map((w) => `${w.metric}: ${w.reason}`).join('; '));
   }
   ctx.deps.log.info({ canary: ctx.key, action: decision.action, weight: decision.weight, reason: decision.reason }, 'check');
-  ctx.deps.observer?.checked?.(canary, decision, status);
+  ctx.deps.observer?.checked?.(canary, decision, status, previous);
   const terminal = decision.action === 'promote' || decision.action === 'rollback';
   if (routeBehind) return { requeueAfterMs: 1000 };
   return terminal ? {} : { requeueAfterMs: nextLookMs(canary) };

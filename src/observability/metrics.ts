@@ -1,19 +1,42 @@
 // The controller's own metrics, in a registry of our own (never prom-client's global one).
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { PHASES, type Phase } from '../api/status.ts';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { PHASES, VERDICTS, type Phase } from '../api/status.ts';
 
 export interface CheckRecord {
   namespace: string;
   name: string;
   phase: Phase;
   weight: number;
-  metrics: { metric: string; verdict: string; stable?: number | null | undefined; canary?: number | null | undefined }[];
+  metrics: { metric: string; verdict: string; stable?: number | null | undefined; canary?: number | null | undefined; bounds?: { max?: number | undefined; min?: number | undefined } }[];
+  decision: 'hold' | 'advance' | 'promote' | 'rollback';
   /** Set when the check ended the rollout. */
   outcome?: 'promoted' | 'rolledBack' | undefined;
   /** Seconds since the rollout started, when it ended. */
   durationSeconds?: number | undefined;
 }
+
+/** A ModelCanary's rollout as its status stands after a write. */
+export interface RolloutRecord {
+  namespace: string;
+  name: string;
+  /** From the spec, when it could be read. */
+  model?: string | undefined;
+  stable?: string | undefined;
+  canary?: string | undefined;
+  steps?: readonly number[] | undefined;
+  metrics?: readonly string[] | undefined;
+  inconclusiveLimit?: number | undefined;
+  phase: Phase;
+  weight: number;
+  /** Index of the step in force; undefined before the first. */
+  stepIndex?: number | undefined;
+  inconclusiveChecks: number;
+}
+
+const DECISIONS = ['hold', 'advance', 'promote', 'rollback'] as const;
+/** Transitions whose counters exist from the start, so that a panel or an alert reads 0, not nothing. */
+const FIRST_TRANSITIONS = ['started', 'advanced', 'promoted', 'rolledBack'] as const;
 
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -27,10 +50,33 @@ export class ControllerMetrics {
   private readonly reconcileErrors: Counter;
   private readonly queryDuration: Histogram;
   private readonly notifications: Counter;
+  private readonly leader: Gauge;
+  private readonly rolloutInfo: Gauge;
+  private readonly step: Gauge;
+  private readonly steps: Gauge;
+  private readonly stepWeight: Gauge;
+  private readonly bound: Gauge;
+  private readonly decisions: Counter;
+  private readonly transitions: Counter;
+  private readonly inconclusive: Gauge;
+  private readonly heldWithoutEvidence: Gauge;
+  /** The label set of each ModelCanary's modelcanary_rollout_info and step plan, to drop when it changes. */
+  private readonly known = new Map<string, { info: string; steps: number; metrics: string }>();
 
   constructor(version: string) {
     const registers = [this.registry];
     new Gauge({ name: 'modelcanary_info', help: 'The running modelcanary controller.', labelNames: ['version'], registers }).set({ version }, 1);
+    collectDefaultMetrics({ register: this.registry });
+    this.leader = new Gauge({ name: 'modelcanary_leader', help: '1 while this replica writes (it holds the lease, or runs without leader election), else 0.', registers });
+    this.rolloutInfo = new Gauge({ name: 'modelcanary_rollout_info', help: "Each ModelCanary's model and versions, always 1: join on namespace and name.", labelNames: ['namespace', 'name', 'model', 'stable', 'canary'], registers });
+    this.step = new Gauge({ name: 'modelcanary_step', help: 'The step in force, from 1; 0 before the first.', labelNames: ['namespace', 'name'], registers });
+    this.steps = new Gauge({ name: 'modelcanary_steps', help: 'How many steps the rollout has.', labelNames: ['namespace', 'name'], registers });
+    this.stepWeight = new Gauge({ name: 'modelcanary_step_weight', help: 'The step plan: the canary weight (percent) of each step, from 1.', labelNames: ['namespace', 'name', 'step'], registers });
+    this.bound = new Gauge({ name: 'modelcanary_analysis_metric_bound', help: 'The bound each analysis metric held the canary to at the last check (max or min), in the metric\'s unit.', labelNames: ['namespace', 'name', 'metric', 'bound'], registers });
+    this.decisions = new Counter({ name: 'modelcanary_decisions_total', help: 'Checks, by what was decided: hold, advance, promote, rollback.', labelNames: ['namespace', 'name', 'decision'], registers });
+    this.transitions = new Counter({ name: 'modelcanary_transitions_total', help: 'Transitions written, by event: started, advanced, promoted, rolledBack, noEvidence, held, invalid, paused, resumed, retried, canaryReplaced.', labelNames: ['namespace', 'name', 'event'], registers });
+    this.inconclusive = new Gauge({ name: 'modelcanary_inconclusive_checks', help: 'Consecutive checks that could not judge (too little traffic, no data, Prometheus down).', labelNames: ['namespace', 'name'], registers });
+    this.heldWithoutEvidence = new Gauge({ name: 'modelcanary_held_without_evidence', help: '1 while the rollout is held because inconclusiveLimit checks in a row could not judge, else 0.', labelNames: ['namespace', 'name'], registers });
     this.phase = new Gauge({ name: 'modelcanary_phase', help: 'Phase of each ModelCanary: 1 for the current phase, 0 for the others.', labelNames: ['namespace', 'name', 'phase'], registers });
     this.weight = new Gauge({ name: 'modelcanary_canary_weight', help: 'Percent of traffic on the canary.', labelNames: ['namespace', 'name'], registers });
     this.value = new Gauge({ name: 'modelcanary_analysis_metric_value', help: 'The last measured value of each analysis metric, per version.', labelNames: ['namespace', 'name', 'metric', 'version'], registers });
@@ -57,8 +103,14 @@ export class ControllerMetrics {
     const who = { namespace: check.namespace, name: check.name };
     for (const phase of PHASES) this.phase.set({ ...who, phase }, phase === check.phase ? 1 : 0);
     this.weight.set(who, check.weight);
+    this.decisions.inc({ ...who, decision: check.decision });
     for (const m of check.metrics) {
       this.checks.inc({ ...who, metric: m.metric, verdict: m.verdict });
+      for (const bound of ['max', 'min'] as const) {
+        const value = m.bounds?.[bound];
+        if (value === undefined || !Number.isFinite(value)) this.bound.remove({ ...who, metric: m.metric, bound });
+        else this.bound.set({ ...who, metric: m.metric, bound }, value);
+      }
       for (const version of ['stable', 'canary'] as const) {
         const value = m[version];
         if (typeof value === 'number') this.value.set({ ...who, metric: m.metric, version }, value);
@@ -70,9 +122,46 @@ export class ControllerMetrics {
     }
   }
 
-  recordPhase(namespace: string, name: string, phase: Phase, weight: number): void {
-    for (const p of PHASES) this.phase.set({ namespace, name, phase: p }, p === phase ? 1 : 0);
-    this.weight.set({ namespace, name }, weight);
+  /** After every status write: where the rollout stands. Series a panel reads are created at 0 here. */
+  recordRollout(r: RolloutRecord): void {
+    const who = { namespace: r.namespace, name: r.name };
+    const key = `${r.namespace}/${r.name}`;
+    for (const p of PHASES) this.phase.set({ ...who, phase: p }, p === r.phase ? 1 : 0);
+    this.weight.set(who, r.weight);
+    this.step.set(who, r.phase === 'Pending' || r.stepIndex === undefined ? 0 : r.stepIndex + 1);
+    this.inconclusive.set(who, r.inconclusiveChecks);
+    this.heldWithoutEvidence.set(who, r.inconclusiveLimit !== undefined && r.inconclusiveChecks >= r.inconclusiveLimit ? 1 : 0);
+    const previous = this.known.get(key);
+    if (previous === undefined) {
+      for (const outcome of ['promoted', 'rolledBack']) this.rollouts.inc({ ...who, outcome }, 0);
+      for (const decision of DECISIONS) this.decisions.inc({ ...who, decision }, 0);
+      for (const event of FIRST_TRANSITIONS) this.transitions.inc({ ...who, event }, 0);
+      this.reconcileErrors.inc(who, 0);
+    }
+    if (r.model === undefined || r.steps === undefined) return;
+    const info = JSON.stringify([r.model, r.stable ?? '', r.canary ?? '']);
+    const metrics = JSON.stringify(r.metrics ?? []);
+    if (previous?.info === info && previous.steps === r.steps.length && previous.metrics === metrics) return;
+    if (previous !== undefined) {
+      const [model = '', stable = '', canary = ''] = JSON.parse(previous.info) as string[];
+      this.rolloutInfo.remove({ ...who, model, stable, canary });
+      for (let i = 1; i <= previous.steps; i++) this.stepWeight.remove({ ...who, step: String(i) });
+    }
+    this.rolloutInfo.set({ ...who, model: r.model, stable: r.stable ?? '', canary: r.canary ?? '' }, 1);
+    this.steps.set(who, r.steps.length);
+    r.steps.forEach((weight, i) => {
+      this.stepWeight.set({ ...who, step: String(i + 1) }, weight);
+    });
+    for (const metric of r.metrics ?? []) for (const verdict of VERDICTS) this.checks.inc({ ...who, metric, verdict }, 0);
+    this.known.set(key, { info, steps: r.steps.length, metrics });
+  }
+
+  transitioned(namespace: string, name: string, event: string): void {
+    this.transitions.inc({ namespace, name, event });
+  }
+
+  leading(isLeader: boolean): void {
+    this.leader.set(isLeader ? 1 : 0);
   }
 
   reconciled(seconds: number): void {

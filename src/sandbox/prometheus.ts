@@ -57,6 +57,8 @@ export interface PrometheusOptions {
   scrapeJobs?: Record<string, string[]>;
   /** Global scrape and evaluation interval; default '1s'. */
   scrapeInterval?: string;
+  /** Rule files (recording and alerting rules) Prometheus evaluates. */
+  ruleFiles?: string[];
 }
 
 export interface RunningPrometheus {
@@ -248,6 +250,7 @@ export async function startPrometheus(options: PrometheusOptions = {}): Promise<
     const configFile = join(dir, 'prometheus.yml');
     const config = {
       global: { scrape_interval: interval, evaluation_interval: interval },
+      ...(options.ruleFiles === undefined ? {} : { rule_files: options.ruleFiles }),
       scrape_configs: Object.entries({ mesh: options.scrapeTargets ?? [], ...options.scrapeJobs }).map(([job, targets]) => ({
         job_name: job,
         metrics_path: '/metrics',
