@@ -118,6 +118,7 @@ function checkServiceMonitor(monitor: Json, objects: readonly Json[]): void {
   assert.ok((service.spec.ports as Json[]).some((p) => p.name === endpoint.port), `the endpoint names a port of the Service: ${endpoint.port}`);
   assert.equal(endpoint.path, '/metrics');
   assert.match(endpoint.interval, /^\d+(ms|s|m|h)$/);
+  assert.equal(endpoint.honorLabels, true, 'the namespace and name labels are the ModelCanary\'s, not renamed to exported_namespace');
 }
 
 function validateAll(objects: readonly Json[], namespace: string): void {

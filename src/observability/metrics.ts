@@ -83,6 +83,8 @@ export class ControllerMetrics {
     this.checks = new Counter({ name: 'modelcanary_analysis_checks_total', help: 'Metric checks, by verdict.', labelNames: ['namespace', 'name', 'metric', 'verdict'], registers });
     this.rollouts = new Counter({ name: 'modelcanary_rollouts_total', help: 'Rollouts that ended, by outcome.', labelNames: ['namespace', 'name', 'outcome'], registers });
     this.rolloutDuration = new Histogram({ name: 'modelcanary_rollout_duration_seconds', help: 'Time from the start of a rollout to its promotion or rollback.', labelNames: ['outcome'], buckets: [60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400], registers });
+    // Created empty: the first rollout to end is then an increase a panel can see, not a series that appears at 1.
+    for (const outcome of ['promoted', 'rolledBack']) this.rolloutDuration.zero({ outcome });
     this.reconcileDuration = new Histogram({ name: 'modelcanary_reconcile_duration_seconds', help: 'Time one reconcile took.', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });
     this.reconcileErrors = new Counter({ name: 'modelcanary_reconcile_errors_total', help: 'Reconciles that failed and were retried.', labelNames: ['namespace', 'name'], registers });
     this.notifications = new Counter({
