@@ -9,6 +9,8 @@ import { dirname } from 'node:path';
 import { PROMETHEUS_MISSING } from './helpers/prometheus.ts';
 import { canaryWeights, runDemoHeadless, sampleValue } from './helpers/demo.ts';
 import { FakeSlack } from './helpers/fake-slack.ts';
+import { readFileSync } from 'node:fs';
+import { annotationQueries, panelQueries } from '../dashboards/src/queries.ts';
 
 // The demo's settings (examples/demo, src/cli/demo.ts): 60 requests/s per model, checks every
 // 10 s with the sequential test watching every 2 s, and a canary failing 25 % of its requests
@@ -84,6 +86,15 @@ test('the demo with the real Prometheus: one model promoted 10 → 30 → 100, o
     assert.match(table, /error-rate +\d[\d.]* % +\d[\d.]* % +≤ [\d.]+ % +fail/, table);
     assert.match(output, /notifications +Slack http:\/\/127\.0\.0\.1:\d+\/services\/T000\/…/);
     assert.equal(sampleValue(metrics, 'modelcanary_notifications_total', { destination: 'demo', outcome: 'delivered' }), slack.accepted.length);
+
+    // Grafana: every panel and annotation of both dashboards answers from the demo's Prometheus,
+    // which scraped the mesh and the controller; the rollback fired its alert.
+    const prometheusUrl = /Prometheus +(http\S+)/.exec(output)?.[1] ?? '';
+    const empty = await emptyPanels(prometheusUrl);
+    assert.deepEqual(empty, [], `panels without data:\n${empty.join('\n')}`);
+    const alerts = (await (await fetch(`${prometheusUrl}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
+    const rolledBack = alerts.data.alerts.filter((a) => a.labels.alertname === 'ModelCanaryRolledBack');
+    assert.deepEqual(rolledBack.map((a) => [a.labels.name, a.state]), [['recommender', 'firing']], JSON.stringify(alerts.data.alerts.map((a) => a.labels)));
   } finally {
     await slack.stop();
     const prometheus = /Prometheus +(http\S+)/.exec(demo.output())?.[1];
@@ -97,3 +108,43 @@ test('the demo with the real Prometheus: one model promoted 10 → 30 → 100, o
     assert.equal(existsSync(logDir), false, `${logDir} was left behind`);
   }
 });
+
+/**
+ * The panels (and annotations) of dashboards/ that return nothing over the last few minutes of
+ * the demo's Prometheus, with Grafana's variables filled in as a user would pick them.
+ */
+async function emptyPanels(prometheus: string): Promise<string[]> {
+  const end = Math.floor(Date.now() / 1000);
+  const start = end - 180;
+  const builtIns: Record<string, string> = { __rate_interval: '10s', __interval: '5s', __range: '3m', __range_s: '180', __interval_ms: '5000' };
+  const empty: string[] = [];
+  const run = async (label: string, expr: string, variables: Record<string, string>): Promise<void> => {
+    const filled = expr.replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)/g, (whole, braced: string | undefined, bare: string | undefined) => {
+      const name = braced ?? bare ?? '';
+      return variables[name] ?? builtIns[name] ?? whole;
+    });
+    const url = `${prometheus}/api/v1/query_range?query=${encodeURIComponent(filled)}&start=${start}&end=${end}&step=2`;
+    const body = (await (await fetch(url)).json()) as { status: string; error?: string; data?: { result: { values: unknown[] }[] } };
+    const answered = body.status === 'success' && (body.data?.result ?? []).some((series) => series.values.length > 0);
+    if (!answered) empty.push(`${label}: ${filled}${body.error === undefined ? '' : ` (${body.error})`}`);
+  };
+  const rollout = JSON.parse(readFileSync(new URL('../dashboards/modelcanary-rollout.json', import.meta.url), 'utf8')) as object;
+  const fleet = JSON.parse(readFileSync(new URL('../dashboards/modelcanary-fleet.json', import.meta.url), 'utf8')) as object;
+  const casts = [
+    { modelcanary: 'fraud-detector', model: 'fraud-detector', stable: 'v1', canary: 'v2', metric: 'p95' },
+    { modelcanary: 'recommender', model: 'recommender', stable: 'v7', canary: 'v8', metric: 'error-rate' },
+  ];
+  for (const cast of casts) {
+    const variables = { namespace: 'ml-serving', ...cast };
+    for (const q of panelQueries(rollout)) await run(`rollout (${cast.modelcanary}) / ${q.panel} / ${q.refId}`, q.expr, variables);
+  }
+  // Annotations mark what happened: promoted on fraud-detector, rolled back on recommender; the
+  // demo has no other transitions, so that annotation (off by default) has nothing to mark.
+  for (const q of annotationQueries(rollout).filter((a) => !/other/i.test(a.panel))) {
+    const cast = /roll/i.test(q.panel) ? casts[1] : casts[0];
+    await run(`rollout annotation / ${q.panel}`, q.expr, { namespace: 'ml-serving', ...cast });
+  }
+  const fleetVariables = { namespace: 'ml-serving', job: 'modelcanary' };
+  for (const q of [...panelQueries(fleet), ...annotationQueries(fleet)]) await run(`fleet / ${q.panel} / ${q.refId}`, q.expr, fleetVariables);
+  return empty;
+}

@@ -292,6 +292,9 @@ export async function startController(settings: ControllerSettings): Promise<Run
         transitioned: (namespace, name, event) => {
           metrics.transitioned(namespace, name, event);
         },
+        forgotten: (namespace, name) => {
+          metrics.forget(namespace, name);
+        },
       },
     },
     {
@@ -317,6 +320,7 @@ export async function startController(settings: ControllerSettings): Promise<Run
 
   const leader = settings.leaderElection;
   metrics.leading(leader === undefined);
+  metrics.destinations((settings.notifications?.destinations ?? []).map((d) => d.name));
   const elector = leader === undefined ? undefined : new LeaderElector(kubeConfig, { namespace: leader.namespace, name: 'modelcanary-leader', identity: leader.identity, ...DEFAULT_TIMING });
   let server;
   try {

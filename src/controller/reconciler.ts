@@ -53,6 +53,8 @@ export interface ReconcileObserver {
   written?(namespace: string, name: string, canary: ModelCanary | undefined, status: ModelCanaryStatus): void;
   /** After the write of a transition people are told of (started, advanced, promoted, rolledBack, …). */
   transitioned?(namespace: string, name: string, event: NotificationKind): void;
+  /** After the finalizer is removed: the ModelCanary is gone. */
+  forgotten?(namespace: string, name: string): void;
 }
 
 export interface ReconcileDeps {
@@ -262,6 +264,7 @@ async function finalize(ctx: PassContext, canary: ModelCanary | undefined, route
     }
   }
   if (!(await fenced(ctx, () => ctx.deps.canaries.setFinalizers(ctx.object, ctx.finalizers.filter((f) => f !== FINALIZER), ctx.signal)))) return AGAIN;
+  ctx.deps.observer?.forgotten?.(ctx.namespace, ctx.name);
   const what = claimed === undefined ? 'its route' : `${claimed.kind} ${claimed.name}`;
   const weight = ctx.status.canaryWeight ?? 0;
   const onDelete = canary?.spec.trafficRouting.onDelete ?? 'restore';

@@ -1,7 +1,7 @@
 // The controller's own metrics, in a registry of our own (never prom-client's global one).
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { PHASES, VERDICTS, type Phase } from '../api/status.ts';
+import { NOTIFICATION_KINDS, PHASES, VERDICTS, type Phase } from '../api/status.ts';
 
 export interface CheckRecord {
   namespace: string;
@@ -156,6 +156,35 @@ export class ControllerMetrics {
     });
     for (const metric of r.metrics ?? []) for (const verdict of VERDICTS) this.checks.inc({ ...who, metric, verdict }, 0);
     this.known.set(key, { info, steps: r.steps.length, metrics });
+  }
+
+  /** A ModelCanary that is gone: its series go too, so that no alert fires on what no longer exists. */
+  forget(namespace: string, name: string): void {
+    const who = { namespace, name };
+    const key = `${namespace}/${name}`;
+    const known = this.known.get(key);
+    for (const phase of PHASES) this.phase.remove({ ...who, phase });
+    for (const gauge of [this.weight, this.step, this.steps, this.inconclusive, this.heldWithoutEvidence]) gauge.remove(who);
+    for (const outcome of ['promoted', 'rolledBack']) this.rollouts.remove({ ...who, outcome });
+    for (const decision of DECISIONS) this.decisions.remove({ ...who, decision });
+    for (const event of NOTIFICATION_KINDS) this.transitions.remove({ ...who, event });
+    this.reconcileErrors.remove(who);
+    if (known !== undefined) {
+      const [model = '', stable = '', canary = ''] = JSON.parse(known.info) as string[];
+      this.rolloutInfo.remove({ ...who, model, stable, canary });
+      for (let i = 1; i <= known.steps; i++) this.stepWeight.remove({ ...who, step: String(i) });
+      for (const metric of JSON.parse(known.metrics) as string[]) {
+        for (const verdict of VERDICTS) this.checks.remove({ ...who, metric, verdict });
+        for (const version of ['stable', 'canary']) this.value.remove({ ...who, metric, version });
+        for (const bound of ['max', 'min']) this.bound.remove({ ...who, metric, bound });
+      }
+    }
+    this.known.delete(key);
+  }
+
+  /** The destinations the operator defined: their counters start at 0, so that the first refusal is an increase. */
+  destinations(names: readonly string[]): void {
+    for (const destination of names) for (const outcome of ['delivered', 'retried', 'rejected', 'gaveUp']) this.notifications.inc({ destination, outcome }, 0);
   }
 
   transitioned(namespace: string, name: string, event: string): void {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds a real kube-apiserver and etcd from the published modules pinned in go.mod, and
-# copies the CRDs the envtest installs (Istio, Gateway API, InferencePool) from the modules
-# pinned in crdsrc/go.mod, into a cache folder keyed by version:
+# copies the CRDs the envtest installs (Istio, Gateway API, InferencePool, and prometheus-operator's
+# PrometheusRule, ServiceMonitor and PodMonitor) from the modules pinned in crdsrc/go.mod, into a
+# cache folder keyed by version:
 #   ${MODELCANARY_KUBE_CACHE:-$HOME/.cache/modelcanary/kube}/<k8s-version>-<etcd-version>/
 # and the real helm from the module pinned in helm/go.mod (for test/helm.test.ts) into:
 #   ${MODELCANARY_KUBE_CACHE:-$HOME/.cache/modelcanary/kube}/helm-<helm-version>/helm
@@ -20,14 +21,15 @@ etcd="$(required go.etcd.io/etcd/server/v3 "$here/go.mod")"
 istio="$(required istio.io/api "$here/crdsrc/go.mod")"
 gateway="$(required sigs.k8s.io/gateway-api "$here/crdsrc/go.mod")"
 inference="$(required sigs.k8s.io/gateway-api-inference-extension "$here/crdsrc/go.mod")"
+promop="$(required github.com/prometheus-operator/prometheus-operator "$here/crdsrc/go.mod")"
 helm="$(required helm.sh/helm/v3 "$here/helm/go.mod")"
-for v in k8s etcd istio gateway inference helm; do
+for v in k8s etcd istio gateway inference promop helm; do
   [ -n "${!v}" ] || { echo "build.sh: no $v version found in $here/go.mod, crdsrc/go.mod or helm/go.mod" >&2; exit 1; }
 done
 
 cache="${MODELCANARY_KUBE_CACHE:-$HOME/.cache/modelcanary/kube}"
 out="$cache/$k8s-$etcd"
-crd_stamp="istio.io/api@$istio sigs.k8s.io/gateway-api@$gateway sigs.k8s.io/gateway-api-inference-extension@$inference"
+crd_stamp="istio.io/api@$istio sigs.k8s.io/gateway-api@$gateway sigs.k8s.io/gateway-api-inference-extension@$inference github.com/prometheus-operator/prometheus-operator@$promop"
 
 helm_out="$cache/helm-$helm"
 
@@ -107,6 +109,7 @@ module_dir() {
 istio_dir="$(module_dir istio.io/api)"
 gateway_dir="$(module_dir sigs.k8s.io/gateway-api)"
 inference_dir="$(module_dir sigs.k8s.io/gateway-api-inference-extension)"
+promop_dir="$(module_dir github.com/prometheus-operator/prometheus-operator)"
 
 cp "$istio_dir/kubernetes/customresourcedefinitions.gen.yaml" "$work/crds/istio.yaml"
 for f in "$gateway_dir"/config/crd/standard/*.yaml; do
@@ -116,6 +119,11 @@ done
 pool="$(find "$inference_dir/config/crd" -name 'inference.networking.k8s.io_inferencepools.yaml' | head -n 1)"
 [ -n "$pool" ] || { echo "build.sh: no InferencePool (inference.networking.k8s.io) CRD in $inference_dir" >&2; exit 1; }
 cp "$pool" "$work/crds/inference-extension-$(basename "$pool")"
+# Only the kinds deploy/monitoring and the chart render: the Prometheus and Alertmanager CRDs are
+# about 700 KB each, and the envtest installs every CRD here at each start.
+for kind in prometheusrules servicemonitors podmonitors; do
+  cp "$promop_dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$work/crds/prometheus-operator-$kind.yaml"
+done
 chmod -R u+w "$work/crds"
 echo "$crd_stamp" > "$work/crds/VERSIONS"
 
