@@ -70,7 +70,7 @@ test('an invalid canary exits 1, an unreadable file exits 2', async () => {
 test('custom PromQL metrics are said to be left out of the simulation', async () => {
   const run = await modelcanary(['simulate', '--canary', 'examples/chat-llm-vllm.yaml', '--scenario', 'examples/scenarios/healthy.yaml']);
   assert.equal(run.code, 0, run.stderr);
-  assert.match(run.stdout, /^not simulated \(custom PromQL\): ttft-p95$/m);
+  assert.match(run.stdout, /^not simulated \(custom PromQL, outlier ejections\): ttft-p95$/m);
 });
 
 test('simulate shows the interval behind each verdict, and says when stable breaks a bound too', async () => {

@@ -141,7 +141,7 @@ test('a ModelCanary that breaks the CRD schema is refused with 422 naming each f
   assert.ok(fields.includes('spec.analysis.metrics[0].type'), JSON.stringify(fields));
   assert.match(invalid.message ?? '', /spec\.model: Required value/);
   assert.match(invalid.message ?? '', /spec\.analysis\.steps\[0\]: Invalid value: 200: spec\.analysis\.steps\[0\] in body should be less than or equal to 100/);
-  assert.match(invalid.message ?? '', /Unsupported value: "errorRat": supported values: "errorRate", "latency", "prometheus"/);
+  assert.match(invalid.message ?? '', /Unsupported value: "errorRat": supported values: "errorRate", "latency", "prometheus", "outliers"/);
 
   const extra = canary('pruned-a');
   extra.spec.analysis.failureThresold = 5;

@@ -85,7 +85,7 @@ export function decide(analysis: Analysis, state: AnalysisState, observation: Ob
   const judged = freshCounts === undefined ? fresh : asSamples(state.carried === undefined ? freshCounts : sum(state.carried, freshCounts));
   const traffic: VersionPair<number | undefined> = { stable: countsOf(judged.stable)?.requests, canary: countsOf(judged.canary)?.requests };
   const thresholdVerdicts = analysis.metrics.map((metric) =>
-    judgeMetric(metric, metric.type === 'prometheus' ? (observation.custom[metric.name] ?? { stable: NOT_FETCHED, canary: NOT_FETCHED }) : judged, analysis, traffic, {
+    judgeMetric(metric, metric.type === 'prometheus' || metric.type === 'outliers' ? (observation.custom[metric.name] ?? { stable: NOT_FETCHED, canary: NOT_FETCHED }) : judged, analysis, traffic, {
       pointEstimates: options.pointEstimates,
     }),
   );

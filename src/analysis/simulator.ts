@@ -53,8 +53,10 @@ const Z99 = 2.3263478740408408;
 export function simulate(spec: ModelCanarySpec, scenario: Scenario, options: SimulationOptions = {}): SimulationResult {
   const seed = options.seed ?? scenario.seed;
   const random = seeded(seed);
-  const skippedMetrics = spec.analysis.metrics.filter((m) => m.type === 'prometheus').map((m) => m.name);
-  const analysis: Analysis = { ...spec.analysis, metrics: spec.analysis.metrics.filter((m) => m.type !== 'prometheus') };
+  // Custom PromQL and ejections need a real query or a pod model: the simulator has neither.
+  const simulated = (m: Analysis['metrics'][number]): boolean => m.type !== 'prometheus' && m.type !== 'outliers';
+  const skippedMetrics = spec.analysis.metrics.filter((m) => !simulated(m)).map((m) => m.name);
+  const analysis: Analysis = { ...spec.analysis, metrics: spec.analysis.metrics.filter(simulated) };
   const intervalSeconds = analysis.interval / 1000;
   const watchSeconds = watchIntervalMs(analysis) / 1000;
   const changes = scenario.changes.toSorted((a, b) => a.atSeconds - b.atSeconds);

@@ -46,6 +46,8 @@ export function judgeMetric(
   options: JudgeOptions = {},
 ): MetricVerdict {
   const base = { name: metric.name, type: metric.type, severe: false };
+  // Missing outlier stats have a cause of their own, and a fix to name.
+  if (metric.type === 'outliers') return { ...base, ...judgeOutliers(metric, samples, traffic) };
   const unmeasured = unmeasurable(samples);
   if (unmeasured !== undefined) return { ...base, ...unmeasured };
   switch (metric.type) {
@@ -56,6 +58,44 @@ export function judgeMetric(
     case 'prometheus':
       return { ...base, ...judgePrometheus(metric, samples, analysis, traffic, options) };
   }
+}
+
+/** What a person adds to Istio so that its proxies export the outlier stats. */
+export const OUTLIER_STATS_HINT =
+  'Istio does not export Envoy\'s outlier stats by default: add ".*outlier_detection.*" to meshConfig.defaultConfig.proxyStatsMatcher.inclusionRegexps (mesh-wide), or to the proxy.istio.io/config annotation of the calling pods (the ingress gateway), e.g. proxy.istio.io/config: \'{"proxyStatsMatcher":{"inclusionRegexps":[".*outlier_detection.*"]}}\'; and give the DestinationRule an outlierDetection (docs/outliers.md)';
+
+// ── outliers (ejections, which a 5xx ratio cannot see) ──────────────────────────────────
+
+function judgeOutliers(metric: Extract<Metric, { type: 'outliers' }>, samples: VersionPair<Sample>, traffic: VersionPair<number | undefined>): Judgement {
+  for (const version of ['canary', 'stable'] as const) {
+    const sample = samples[version];
+    if (sample.kind === 'error') return { verdict: 'error', reason: `could not measure ${version}'s ejections: ${sample.message}` };
+  }
+  const { stable: stableSample, canary: canarySample } = samples;
+  if (stableSample.kind !== 'value' || canarySample.kind !== 'value') {
+    const missing = stableSample.kind !== 'value' && canarySample.kind !== 'value' ? 'either version' : stableSample.kind !== 'value' ? 'stable' : 'the canary';
+    return { verdict: 'inconclusive', reason: `no outlier stats for ${missing} (envoy_cluster_outlier_detection_ejections_enforced_total by cluster_name): ${OUTLIER_STATS_HINT}` };
+  }
+  // increase() extrapolates: whole ejections are what happened.
+  const canary = Math.round(canarySample.value);
+  const stable = Math.round(stableSample.value);
+  const canaryRequests = traffic.canary;
+  const stableRequests = traffic.stable;
+  // Stable's share: its ejections per request, at the canary's traffic.
+  const share = stable === 0 || stableRequests === undefined || stableRequests === 0 || canaryRequests === undefined ? 0 : (stable / stableRequests) * canaryRequests;
+  const tolerated = metric.maxEjections ?? 0;
+  const allowed = tolerated + share;
+  const numbers = `canary endpoints ejected ${canary} ${canary === 1 ? 'time' : 'times'} in the window, stable's ${stable}`;
+  if (canary > allowed) {
+    const bound = share === 0 ? `maxEjections ${tolerated}` : `maxEjections ${tolerated} plus stable's share at the canary's traffic, ${formatValue(share)}`;
+    return {
+      verdict: 'fail',
+      stable,
+      canary,
+      reason: `${numbers}: above ${bound}. Envoy's outlier detection took canary endpoints out of service after consecutive 5xx; while ejected they answer nothing, so the 5xx ratio does not show them`,
+    };
+  }
+  return { verdict: 'pass', stable, canary, reason: `${numbers}: within maxEjections ${tolerated}${share === 0 ? '' : ` plus stable's share ${formatValue(share)}`}` };
 }
 
 type Judgement = Omit<MetricVerdict, 'name' | 'type' | 'severe'> & { severe?: boolean };

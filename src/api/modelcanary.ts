@@ -297,7 +297,32 @@ export const PrometheusMetric = annotate(
   },
 );
 
-export const Metric = annotate(z.discriminatedUnion('type', [ErrorRateMetric, LatencyMetric, PrometheusMetric]), {
+export const OutliersMetric = annotate(
+  z.strictObject({
+    ...metricBase,
+    type: annotate(z.literal('outliers'), { description: 'Kind of check.' }),
+    maxEjections: annotate(z.int().min(0).max(10000), {
+      description:
+        "outliers: how many times the canary's endpoints may be ejected in a check's window before it fails, beyond stable's share (stable's ejections per request times the canary's requests). Default 0: any ejection of a canary endpoint while stable has none fails the check.",
+    }).optional(),
+    clusterName: annotate(
+      z.strictObject({
+        stable: annotate(z.string().min(1).max(1024), { description: "A regular expression (RE2, anchored) for stable's cluster_name." }),
+        canary: annotate(z.string().min(1).max(1024), { description: "A regular expression (RE2, anchored) for the canary's cluster_name." }),
+      }),
+      {
+        description:
+          "outliers: the cluster_name label of each version's outlier stats, as regular expressions. Default: outbound|<port>|<subset>|<host FQDN> from the version's destination (any port when it has none).",
+      },
+    ).optional(),
+  }),
+  {
+    description:
+      "Ejections of each version's endpoints by Envoy's outlier detection (envoy_cluster_outlier_detection_ejections_enforced_total), which hide a failing pod from a 5xx check: an ejected pod gets no traffic, so it answers no errors. Needs the DestinationRule's outlierDetection and the stats exported by Istio (docs/outliers.md).",
+  },
+);
+
+export const Metric = annotate(z.discriminatedUnion('type', [ErrorRateMetric, LatencyMetric, PrometheusMetric, OutliersMetric]), {
   description: 'One check run at every interval on both versions.',
 });
 export type Metric = z.output<typeof Metric>;

@@ -153,6 +153,10 @@ function sampleVerdict(metric: Metric, fails: boolean, inconclusive: boolean): M
       const canary = fails ? Math.round(bound * 1.6) : Math.round(stable * 1.05);
       return { ...base, stable, canary, reason: fails ? `canary ${canary} ms, above the bound ${Math.round(bound)} ms (sample numbers)` : 'within the bound (sample numbers)' };
     }
+    case 'outliers': {
+      const canary = fails ? 4 : 0;
+      return { ...base, stable: 0, canary, reason: fails ? `canary endpoints ejected ${canary} times in the window, stable's 0: above maxEjections ${metric.maxEjections ?? 0} (sample numbers)` : 'no ejections (sample numbers)' };
+    }
     case 'prometheus': {
       const stable = metric.max ?? metric.min ?? 1;
       const canary = fails ? (metric.max === undefined ? stable / 2 : metric.max * 1.5) : stable;

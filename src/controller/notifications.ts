@@ -142,6 +142,8 @@ function render(type: Metric['type'], value: number): string {
       return formatMs(value);
     case 'prometheus':
       return formatValue(value);
+    case 'outliers':
+      return `${formatValue(value)} ejected`;
   }
 }
 
@@ -163,6 +165,9 @@ export function boundOf(metric: Metric): string {
       if (metric.max !== undefined) parts.push(`≤ ${formatValue(metric.max)}`);
       if (metric.minRatioToStable !== undefined) parts.push(`≥ ${formatValue(metric.minRatioToStable)}× stable`);
       if (metric.maxRatioToStable !== undefined) parts.push(`≤ ${formatValue(metric.maxRatioToStable)}× stable`);
+      break;
+    case 'outliers':
+      parts.push(`≤ ${metric.maxEjections ?? 0} ejected + stable's share`);
       break;
   }
   return parts.join(', ');
@@ -189,6 +194,8 @@ export function effectiveBounds(metric: Metric, stable: number | null | undefine
       return { max: least(metric.maxMs, times(metric.maxRatioToStable)) };
     case 'prometheus':
       return { max: least(metric.max, times(metric.maxRatioToStable)), min: most(metric.min, times(metric.minRatioToStable)) };
+    case 'outliers':
+      return { max: metric.maxEjections ?? 0 };
   }
 }
 

@@ -577,7 +577,7 @@ async function holdOnBadStatus(ctx: PassContext, canary: ModelCanary, problem: s
 
 function unmeasurable(canary: ModelCanary, problem: string): Observation {
   const error: Sample = { kind: 'error', message: problem };
-  const custom = Object.fromEntries(canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus').map((m) => [m.name, { stable: error, canary: error }]));
+  const custom = Object.fromEntries(canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus' || m.type === 'outliers').map((m) => [m.name, { stable: error, canary: error }]));
   return { sinceLastCheck: { stable: error, canary: error }, custom };
 }
 

@@ -4,7 +4,7 @@
 import type { ModelCanary } from '../api/modelcanary.ts';
 import type { Observation, Sample, VersionPair } from '../api/observation.ts';
 import type { MetricsProvider, VersionSelector } from './provider.ts';
-import { renderTemplate } from './promql.ts';
+import { escapeString, promDuration, renderTemplate } from './promql.ts';
 
 type Which = 'stable' | 'canary';
 
@@ -48,6 +48,31 @@ export function customQuery(canary: ModelCanary, metricName: string, which: Whic
   });
 }
 
+/** The Envoy stat counting enforced ejections, as Istio exports it when asked to (docs/outliers.md). */
+export const EJECTIONS_METRIC = 'envoy_cluster_outlier_detection_ejections_enforced_total';
+
+/**
+ * The regular expression for a version's Envoy cluster, `outbound|<port>|<subset>|<host FQDN>`,
+ * as the calling proxy names it: any port when the destination has none, an empty subset when
+ * it has none (a Service per version, as with Gateway API).
+ */
+export function clusterNamePattern(canary: ModelCanary, which: Which): string {
+  const { destination } = canary.spec[which];
+  const namespace = canary.metadata.namespace ?? 'default';
+  const host = destination.host.includes('.') ? destination.host : `${destination.host}.${namespace}.svc.cluster.local`;
+  const literal = (text: string): string => text.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
+  const port = destination.port === undefined ? '[0-9]+' : String(destination.port);
+  return `outbound\\|${port}\\|${literal(destination.subset ?? '')}\\|${literal(host)}`;
+}
+
+/** Ejections of a version's endpoints enforced in the `windowMs` before the evaluation time, summed over every reporting proxy. */
+export function outlierQuery(canary: ModelCanary, metricName: string, which: Which, windowMs: number): string | undefined {
+  const metric = canary.spec.analysis.metrics.find((m) => m.name === metricName);
+  if (metric?.type !== 'outliers') return undefined;
+  const pattern = metric.clusterName?.[which] ?? clusterNamePattern(canary, which);
+  return `sum(increase(${EJECTIONS_METRIC}{cluster_name=~"${escapeString(pattern)}"}[${promDuration(Math.max(windowMs, 1000))}]))`;
+}
+
 /**
  * Observations of many ModelCanaries at once: their built-in counts over `sinceMs` before
  * `at` in one batched call, and each custom query per version.
@@ -62,10 +87,10 @@ export async function observeAll(provider: MetricsProvider, canaries: readonly M
     provider.counts(selectors, sinceMs, at, signal),
     Promise.all(
       canaries.map(async (canary): Promise<Observation['custom']> => {
-        const metrics = canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus');
+        const metrics = canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus' || m.type === 'outliers');
         const values = await Promise.all(
           metrics.map(async (metric): Promise<[string, VersionPair<Sample>]> => {
-            const [stable, canaryValue] = await Promise.all([valueOf(provider, canary, metric.name, 'stable', at, signal), valueOf(provider, canary, metric.name, 'canary', at, signal)]);
+            const [stable, canaryValue] = await Promise.all([valueOf(provider, canary, metric.name, 'stable', at, signal, sinceMs), valueOf(provider, canary, metric.name, 'canary', at, signal, sinceMs)]);
             return [metric.name, { stable, canary: canaryValue }];
           }),
         );
@@ -82,10 +107,11 @@ export async function observeAll(provider: MetricsProvider, canaries: readonly M
   );
 }
 
-async function valueOf(provider: MetricsProvider, canary: ModelCanary, metricName: string, which: Which, at: Date, signal: AbortSignal | undefined): Promise<Sample> {
+async function valueOf(provider: MetricsProvider, canary: ModelCanary, metricName: string, which: Which, at: Date, signal: AbortSignal | undefined, sinceMs: number): Promise<Sample> {
   let query: string | undefined;
   try {
-    query = customQuery(canary, metricName, which);
+    // Ejections are counted over the check's own window: what this step served, nothing before it.
+    query = customQuery(canary, metricName, which) ?? outlierQuery(canary, metricName, which, sinceMs);
   } catch (error) {
     return { kind: 'error', message: `${metricName}: ${(error as Error).message}` };
   }
