@@ -1,13 +1,17 @@
-// A simulated Istio mesh on loopback: model servers for each workload, and an ingress gateway
-// that routes real HTTP requests by the VirtualServices and DestinationRules it watches in a
-// Kubernetes API (the sandbox's or a real cluster's, through the real client-node informer),
-// and exports Istio's standard metrics on its own /metrics port, as a gateway and its sidecars
-// would.
+// A simulated Istio mesh on loopback: a model server for each pod of each workload, and an
+// ingress gateway that routes real HTTP requests by the VirtualServices and DestinationRules it
+// watches in a Kubernetes API (the sandbox's or a real cluster's, through the real client-node
+// informer) — with the DestinationRules' outlier detection, circuit breakers and load balancer
+// and the routes' retries and timeouts — and exports Istio's standard metrics and the gateway's
+// outlier stats on its own /metrics port, as a gateway and its sidecars would.
 
-import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CustomObjectsApi, makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+import { Clusters, DEFAULT_SERVICE_PORT, type Endpoint } from './cluster.ts';
 import { startModelServer, type Behaviour, type ModelServer } from './model-server.ts';
+import { routePolicy, type PolicyOptions } from './policy.ts';
+import { forward, type Answer, type RouterContext } from './router.ts';
 import { chooseRoute, fullyQualified, type MeshRequest } from './routes.ts';
 import { MeshTelemetry, type ServedBy } from './telemetry.ts';
 
@@ -23,7 +27,24 @@ export interface WorkloadSpec {
   service: string;
   /** Pod labels: DestinationRule subsets select on them, and Istio derives canonical names from them. */
   labels: Readonly<Record<string, string>>;
+  /** How every pod answers. */
   behaviour: Behaviour;
+  /** Replicas, each its own endpoint (pod `<name>-<i>`); default 1. */
+  pods?: number;
+  /** Pod i's own departures from `behaviour`, e.g. `[{}, {}, { errorRate: 1 }]` for one bad pod of three. */
+  podBehaviours?: readonly Partial<Behaviour>[];
+  /** The Service's port, in Envoy's cluster names (outbound|<port>|<subset>|<host>); default 8080. */
+  servicePort?: number;
+}
+
+/** A workload's pods while the mesh runs. */
+export interface MeshWorkload {
+  name: string;
+  pods: readonly ModelServer[];
+  /** Pod `index`; throws when there is none. */
+  pod(index: number): ModelServer;
+  /** Changes the behaviour of every pod. */
+  set(behaviour: Partial<Behaviour>): void;
 }
 
 /** One http route of a VirtualService as the gateway now applies it. */
@@ -43,9 +64,9 @@ export interface Mesh {
   ingressUrl: string;
   /** host:port of the telemetry endpoint, for a Prometheus scrape config. */
   metricsTarget: string;
-  /** The telemetry endpoint: Istio's standard metrics. */
+  /** The telemetry endpoint: Istio's standard metrics, and the gateway's Envoy outlier stats. */
   metricsUrl: string;
-  workload(name: string): ModelServer;
+  workload(name: string): MeshWorkload;
   /** Called after the gateway starts applying a new or changed VirtualService. */
   onRouteChange(listener: (change: RouteChange) => void): void;
   stop(): Promise<void>;
@@ -60,14 +81,17 @@ export interface MeshOptions {
    * otherwise take the demo's requests.
    */
   namespace?: string | undefined;
-  /** Uniform draws in [0, 1) for weights, latencies and errors; default Math.random. */
+  /** Uniform draws in [0, 1) for weights, latencies, errors, load balancing and retry back-off; default Math.random. */
   random?: () => number;
+  /** Monotonic milliseconds, for outlier detection; default performance.now. */
+  clock?: () => number;
+  /** Istio's default retry policy with 503 among its codes, as before EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY; default false. */
+  retry503ByDefault?: PolicyOptions['retry503ByDefault'];
 }
 
 interface Workload {
   spec: WorkloadSpec;
-  server: ModelServer;
-  servedBy: ServedBy;
+  pods: ModelServer[];
 }
 
 /** Istio's canonical service and revision: its own labels first, then the Kubernetes recommended ones, then app/version. */
@@ -80,8 +104,10 @@ function canonical(labels: Readonly<Record<string, string>>, fallbackName: strin
 
 export async function startMesh(options: MeshOptions): Promise<Mesh> {
   const random = options.random ?? Math.random;
+  const clock = options.clock ?? (() => performance.now());
   const telemetry = new MeshTelemetry();
   const workloads: Workload[] = [];
+  const endpoints: Endpoint[] = [];
   const listeners: ((change: RouteChange) => void)[] = [];
   const stoppers: (() => Promise<void>)[] = [];
   const stopAll = async (): Promise<void> => {
@@ -91,21 +117,23 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
   try {
     for (const spec of options.workloads) {
       const names = canonical(spec.labels, spec.name);
-      const server = await startModelServer({ model: names.service, version: names.revision, behaviour: spec.behaviour, random });
-      stoppers.push(() => server.stop());
-      workloads.push({
-        spec,
-        server,
-        servedBy: {
-          workload: spec.name,
-          namespace: spec.namespace,
-          service: fullyQualified(spec.service, spec.namespace),
-          app: spec.labels.app ?? 'unknown',
-          version: spec.labels.version ?? 'unknown',
-          canonicalService: names.service,
-          canonicalRevision: names.revision,
-        },
-      });
+      const servedBy: ServedBy = {
+        workload: spec.name,
+        namespace: spec.namespace,
+        service: fullyQualified(spec.service, spec.namespace),
+        app: spec.labels.app ?? 'unknown',
+        version: spec.labels.version ?? 'unknown',
+        canonicalService: names.service,
+        canonicalRevision: names.revision,
+      };
+      const pods: ModelServer[] = [];
+      for (let i = 0; i < (spec.pods ?? 1); i++) {
+        const pod = await startModelServer({ model: names.service, version: names.revision, pod: `${spec.name}-${i}`, behaviour: { ...spec.behaviour, ...spec.podBehaviours?.[i] }, random });
+        stoppers.push(() => pod.stop());
+        pods.push(pod);
+        endpoints.push({ id: pod.pod, url: pod.url, service: servedBy.service, servicePort: spec.servicePort ?? DEFAULT_SERVICE_PORT, labels: spec.labels, servedBy });
+      }
+      workloads.push({ spec, pods });
     }
 
     const virtualServices = await watchIstio(options.kubeConfig, options.namespace, 'virtualservices', (object) => {
@@ -116,14 +144,26 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
     const destinationRules = await watchIstio(options.kubeConfig, options.namespace, 'destinationrules');
     stoppers.push(() => destinationRules.stop());
 
+    const clusters = new Clusters(endpoints);
+    telemetry.exportOutliers(() => {
+      const now = clock();
+      return clusters.all(destinationRules.list(), now).flatMap((cluster) => {
+        const stats = cluster.outlierStats(now);
+        return stats === undefined ? [] : [[cluster.name, stats] as const];
+      });
+    });
     const upstream = new Agent({ keepAlive: true, maxSockets: 64 });
     stoppers.push(() => {
       upstream.destroy();
       return Promise.resolve();
     });
+    const router: RouterContext = { agent: upstream, random, clock, telemetry };
+    const policyOptions: PolicyOptions = { retry503ByDefault: options.retry503ByDefault };
     const ingress = await listen(
       createServer((req, res) => {
-        gateway(req, res, { virtualServices: virtualServices.list(), destinationRules: destinationRules.list(), workloads, telemetry, upstream, random });
+        gateway(req, res, { virtualServices: virtualServices.list(), destinationRules: destinationRules.list(), clusters, router, policyOptions }).catch(() => {
+          res.destroy();
+        });
       }),
     );
     stoppers.push(() => close(ingress));
@@ -149,7 +189,7 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
       workload: (name) => {
         const found = workloads.find((w) => w.spec.name === name);
         if (found === undefined) throw new Error(`no workload ${name} in the mesh; it has ${workloads.map((w) => w.spec.name).join(', ')}`);
-        return found.server;
+        return meshWorkload(found);
       },
       onRouteChange: (listener) => {
         listeners.push(listener);
@@ -162,54 +202,89 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
   }
 }
 
+function meshWorkload(workload: Workload): MeshWorkload {
+  return {
+    name: workload.spec.name,
+    pods: workload.pods,
+    pod: (index) => {
+      const pod = workload.pods[index];
+      if (pod === undefined) throw new Error(`workload ${workload.spec.name} has no pod ${index}; it has ${workload.pods.length}`);
+      return pod;
+    },
+    set: (behaviour) => {
+      for (const pod of workload.pods) pod.set(behaviour);
+    },
+  };
+}
+
 interface GatewayContext {
   virtualServices: Json[];
   destinationRules: Json[];
-  workloads: readonly Workload[];
-  telemetry: MeshTelemetry;
-  upstream: Agent;
-  random: () => number;
+  clusters: Clusters;
+  router: RouterContext;
+  policyOptions: PolicyOptions;
 }
 
-function gateway(req: IncomingMessage, res: ServerResponse, context: GatewayContext): void {
-  const started = performance.now();
-  const elapsed = (): number => performance.now() - started;
+async function gateway(req: IncomingMessage, res: ServerResponse, context: GatewayContext): Promise<void> {
+  const { telemetry, clock } = context.router;
+  const started = clock();
+  const elapsed = (): number => clock() - started;
   const request: MeshRequest = {
     host: (req.headers.host ?? '').replace(/:\d+$/, ''),
     path: req.url ?? '/',
     method: req.method ?? 'GET',
     headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v])),
   };
-  const choice = chooseRoute(context.virtualServices, context.destinationRules, request, context.random);
+  const choice = chooseRoute(context.virtualServices, context.destinationRules, request, context.router.random);
   if (choice.kind === 'noRoute') {
     req.resume();
     res.writeHead(404, { 'content-type': 'text/plain' }).end(`${choice.reason}\n`);
-    context.telemetry.record(undefined, 404, 'NR', elapsed());
+    telemetry.recordSource({ kind: 'none', service: undefined }, 404, 'NR', elapsed());
     return;
   }
-  const { service, labels } = choice.destination;
-  const endpoints = context.workloads.filter((w) => w.servedBy.service === service && Object.entries(labels).every(([k, v]) => w.spec.labels[k] === v));
-  const target = endpoints[Math.floor(context.random() * endpoints.length)];
-  if (target === undefined) {
-    req.resume();
-    res.writeHead(503, { 'content-type': 'text/plain' }).end(`no healthy upstream for ${service}${choice.destination.subset === undefined ? '' : ` subset ${choice.destination.subset}`}\n`);
-    context.telemetry.record(undefined, 503, 'UH', elapsed());
+  const { service, subset, port } = choice.destination;
+  const body = await readBody(req);
+  if (body === undefined) return;
+  const cluster = context.clusters.resolve(context.destinationRules, service, subset, port, clock());
+  const answer: Answer =
+    cluster === undefined
+      ? { kind: 'local', code: 503, body: 'no healthy upstream', flags: ['UH'], peer: { kind: 'none', service } }
+      : await forward({ method: request.method, path: request.path, headers: req.headers, body }, cluster, service, routePolicy(choice.http, context.policyOptions), context.router);
+  const flags = answer.flags.length === 0 ? '-' : answer.flags.join(',');
+  if (answer.kind === 'local') {
+    res.writeHead(answer.code, { 'content-type': 'text/plain' }).end(`${answer.body}\n`);
+    telemetry.recordSource(answer.peer, answer.code, flags, elapsed());
     return;
   }
-  const forward = httpRequest(target.server.url + request.path, { method: request.method, headers: req.headers, agent: context.upstream }, (answer) => {
-    const code = answer.statusCode ?? 502;
-    res.writeHead(code, answer.headers);
-    answer.pipe(res);
-    answer.once('end', () => {
-      context.telemetry.record(target.servedBy, code, '-', elapsed());
-    });
+  const { response, endpoint } = answer;
+  const code = response.statusCode ?? 502;
+  let finished = false;
+  const finish = (): void => {
+    if (finished) return;
+    finished = true;
+    answer.finish();
+    telemetry.recordSource({ kind: 'answered', servedBy: endpoint.servedBy }, code, flags, elapsed());
+  };
+  res.writeHead(code, response.headers);
+  response.pipe(res);
+  response.once('end', finish);
+  // A caller that goes away mid-answer: the upstream response is dropped, and still reported.
+  res.once('close', () => {
+    if (finished) return;
+    response.destroy();
+    finish();
   });
-  forward.once('error', () => {
-    if (!res.headersSent) res.writeHead(503, { 'content-type': 'text/plain' }).end('upstream connect error\n');
-    else res.destroy();
-    context.telemetry.record(target.servedBy, 503, 'UF', elapsed());
-  });
-  req.pipe(forward);
+}
+
+/** The request body, whole (Envoy buffers it to be able to retry); undefined when the caller went away. */
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+  } catch {
+    return undefined;
+  }
+  return Buffer.concat(chunks);
 }
 
 function routeChange(object: KubernetesObject): RouteChange {

@@ -1,31 +1,45 @@
-// One version of a model, served over HTTP on loopback: every request gets a prediction after
-// a log-normal delay, or a 500 with the configured probability. Its behaviour can be changed
-// while it runs, which is how the demo turns a healthy canary into a failing one.
+// One pod of a model version, served over HTTP on loopback: every request gets a prediction
+// after a log-normal delay, or an error answer (500 unless told otherwise) with the configured
+// probability. Its behaviour can be changed while it runs, which is how the demo turns a
+// healthy canary into a failing one, and how a test breaks one pod out of three.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface Behaviour {
-  /** Share of requests answered with a 500, 0–1. */
+  /** Share of requests answered with an error, 0–1. */
   errorRate: number;
   /** Median latency in milliseconds. */
   latencyMs: number;
   /** Spread of the log-normal latency (its sigma); 0.35 puts p99 at about 2.3× the median. */
   latencySpread?: number;
+  /** The status of an error answer; default 500 (503 is what Istio's retry policies single out). */
+  errorCode?: number;
+}
+
+/** Answers given so far, by kind. */
+export interface ServedTally {
+  ok: number;
+  failed: number;
 }
 
 export interface ModelServer {
   url: string;
   model: string;
   version: string;
+  /** The pod's name, e.g. fraud-detector-v2-1. */
+  pod: string;
   behaviour(): Behaviour;
   set(behaviour: Partial<Behaviour>): void;
+  served(): ServedTally;
   stop(): Promise<void>;
 }
 
 export interface ModelServerOptions {
   model: string;
   version: string;
+  /** Default: `${model}-${version}`. */
+  pod?: string;
   behaviour: Behaviour;
   /** Uniform draws in [0, 1); handed in so that tests can fix them. */
   random?: () => number;
@@ -34,6 +48,7 @@ export interface ModelServerOptions {
 export async function startModelServer(options: ModelServerOptions): Promise<ModelServer> {
   const random = options.random ?? Math.random;
   let behaviour: Behaviour = { ...options.behaviour };
+  const served: ServedTally = { ok: 0, failed: 0 };
   const pending = new Set<ReturnType<typeof setTimeout>>();
 
   const handle = (request: IncomingMessage, response: ServerResponse): void => {
@@ -47,7 +62,9 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         const body = failed
           ? { error: `${options.model} ${options.version}: inference failed` }
           : { model: options.model, version: options.version, predictions: [Math.round(random() * 1000) / 1000] };
-        response.writeHead(failed ? 500 : 200, { 'content-type': 'application/json', 'x-model-version': options.version });
+        if (failed) served.failed++;
+        else served.ok++;
+        response.writeHead(failed ? (behaviour.errorCode ?? 500) : 200, { 'content-type': 'application/json', 'x-model-version': options.version });
         response.end(JSON.stringify(body));
       }, delay);
       pending.add(timer);
@@ -68,10 +85,12 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     url: `http://127.0.0.1:${port}`,
     model: options.model,
     version: options.version,
+    pod: options.pod ?? `${options.model}-${options.version}`,
     behaviour: () => ({ ...behaviour }),
     set: (change) => {
       behaviour = { ...behaviour, ...change };
     },
+    served: () => ({ ...served }),
     stop: () => {
       stopped ??= new Promise<void>((resolve) => {
         for (const timer of pending) clearTimeout(timer);

@@ -5,9 +5,10 @@
 //
 // Covered: hosts (FQDN, `name.ns`, short names relative to the VirtualService's namespace, `*.`
 // wildcards), match on uri (exact, prefix, regex), headers (exact, prefix, regex) and method;
-// route weights (one destination without a weight takes all); subsets. Not modelled, so such a condition
-// never matches here: queryParams, sourceLabels, port, authority, withoutHeaders. Gateways,
-// rewrites, retries, timeouts, fault injection and mirrors are ignored.
+// route weights (one destination without a weight takes all); subsets; a destination's port.
+// Not modelled, so such a condition never matches here: queryParams, sourceLabels, port,
+// authority, withoutHeaders. The chosen route comes back whole: its retries and timeout are
+// applied by the gateway (policy.ts). Gateways, rewrites, fault injection and mirrors are ignored.
 
 type Json = Record<string, unknown>;
 
@@ -24,12 +25,15 @@ export interface Destination {
   /** Fully qualified service name, e.g. fraud-detector.models.svc.cluster.local. */
   service: string;
   subset?: string | undefined;
+  /** The destination's port.number, when it names one. */
+  port?: number | undefined;
   /** The subset's labels from its DestinationRule; empty without a subset. */
   labels: Readonly<Record<string, string>>;
 }
 
 export type RouteChoice =
-  | { kind: 'routed'; virtualService: string; route: string | undefined; destination: Destination }
+  /** `http` is the VirtualService's http route itself, for its retries and timeout. */
+  | { kind: 'routed'; virtualService: string; route: string | undefined; destination: Destination; http: Readonly<Json> }
   | { kind: 'noRoute'; reason: string };
 
 /** `name`, `name.ns` and `name.ns.svc` completed to `name.ns.svc.cluster.local`. */
@@ -85,14 +89,20 @@ function conditionHolds(match: Json, request: MeshRequest): boolean {
   return true;
 }
 
+interface RouteDestination {
+  host?: string;
+  subset?: string;
+  port?: { number?: number };
+}
+
 interface HttpRoute {
   name?: string;
   match?: Json[];
-  route?: { destination?: { host?: string; subset?: string }; weight?: number }[];
+  route?: { destination?: RouteDestination; weight?: number }[];
 }
 
 /** One destination of a route, drawn by weight with `random()` in [0, 1). */
-function drawDestination(route: HttpRoute, random: () => number): { host?: string; subset?: string } | undefined {
+function drawDestination(route: HttpRoute, random: () => number): RouteDestination | undefined {
   const destinations = route.route ?? [];
   if (destinations.length === 1) return destinations[0]?.destination;
   const total = destinations.reduce((sum, d) => sum + (d.weight ?? 0), 0);
@@ -119,21 +129,45 @@ export function chooseRoute(virtualServices: readonly Json[], destinationRules: 
       const picked = drawDestination(route, random);
       if (picked?.host === undefined) return { kind: 'noRoute', reason: `route ${route.name ?? '(unnamed)'} of VirtualService ${namespace}/${nameOf(vs)} has no destination with weight` };
       const service = fullyQualified(picked.host, namespace);
-      const labels = picked.subset === undefined ? {} : subsetLabels(destinationRules, service, picked.subset);
+      const labels = picked.subset === undefined ? {} : destinationRuleView(destinationRules, service, picked.subset)?.labels;
       if (labels === undefined) return { kind: 'noRoute', reason: `no DestinationRule for ${service} defines subset ${picked.subset ?? ''}` };
-      return { kind: 'routed', virtualService: `${namespace}/${nameOf(vs)}`, route: route.name, destination: { service, subset: picked.subset, labels } };
+      const port = typeof picked.port?.number === 'number' ? picked.port.number : undefined;
+      return { kind: 'routed', virtualService: `${namespace}/${nameOf(vs)}`, route: route.name, destination: { service, subset: picked.subset, port, labels }, http: route as Json };
     }
     return { kind: 'noRoute', reason: `no http route of VirtualService ${namespace}/${nameOf(vs)} matches ${request.method} ${request.path}` };
   }
   return { kind: 'noRoute', reason: `no VirtualService serves host ${host}` };
 }
 
-function subsetLabels(destinationRules: readonly Json[], service: string, subset: string): Record<string, string> | undefined {
-  for (const rule of destinationRules) {
-    const spec = (rule.spec ?? {}) as { host?: string; subsets?: { name?: string; labels?: Record<string, string> }[] };
-    if (spec.host === undefined || fullyQualified(spec.host, namespaceOf(rule)) !== service) continue;
+interface DestinationRuleSpec {
+  host?: string;
+  trafficPolicy?: Json;
+  subsets?: { name?: string; labels?: Record<string, string>; trafficPolicy?: Json }[];
+}
+
+function rulesFor(destinationRules: readonly Json[], service: string): DestinationRuleSpec[] {
+  return destinationRules.flatMap((rule) => {
+    const spec = (rule.spec ?? {}) as DestinationRuleSpec;
+    return spec.host !== undefined && fullyQualified(spec.host, namespaceOf(rule)) === service ? [spec] : [];
+  });
+}
+
+/** What the DestinationRules say of a service, or of one of its subsets: undefined when no rule defines that subset. */
+export function destinationRuleView(
+  destinationRules: readonly Json[],
+  service: string,
+  subset: string | undefined,
+): { labels: Readonly<Record<string, string>>; trafficPolicy: Json | undefined; subsetTrafficPolicy: Json | undefined } | undefined {
+  const rules = rulesFor(destinationRules, service);
+  if (subset === undefined) return { labels: {}, trafficPolicy: rules[0]?.trafficPolicy, subsetTrafficPolicy: undefined };
+  for (const spec of rules) {
     const found = spec.subsets?.find((s) => s.name === subset);
-    if (found !== undefined) return found.labels ?? {};
+    if (found !== undefined) return { labels: found.labels ?? {}, trafficPolicy: spec.trafficPolicy, subsetTrafficPolicy: found.trafficPolicy };
   }
   return undefined;
+}
+
+/** The subsets the DestinationRules of a service define. */
+export function subsetNames(destinationRules: readonly Json[], service: string): string[] {
+  return [...new Set(rulesFor(destinationRules, service).flatMap((spec) => (spec.subsets ?? []).flatMap((s) => (s.name === undefined ? [] : [s.name]))))];
 }

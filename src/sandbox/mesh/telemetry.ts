@@ -1,9 +1,21 @@
-// Istio's standard metrics, as the proxies of a real mesh export them: every request is
-// counted twice, once by the ingress gateway (reporter="source") and once by the sidecar of
-// the workload that served it (reporter="destination"), with the standard label set.
+// What the proxies of a real mesh export, on one endpoint:
+//
+// - Istio's standard metrics with the standard label set. The ingress gateway counts each
+//   request once, with what the caller finally got (after retries) and Envoy's response flags
+//   (reporter="source"); the sidecar of each pod counts every attempt that reached it, each
+//   retry with its own code (reporter="destination"). Labels the gateway cannot know are filled
+//   as Istio's stats filter fills them (istio/proxy istio_stats.cc): with no upstream host (no
+//   healthy host), only the service is known; with a host that never answered (timeout,
+//   overflow, refused connection), what its endpoint metadata carries — workload, namespace,
+//   canonical service and revision, not app, version or principal.
+// - The gateway's Envoy outlier stats per cluster, as Istio exports them when
+//   proxyStatsMatcher includes ".*outlier_detection.*": envoy_cluster_outlier_detection_<stat>
+//   {cluster_name="outbound|<port>|<subset>|<host>"}, counters without a _total added, at 0 from
+//   the moment the cluster has outlier detection.
 
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ISTIO_BUCKETS_MS } from '../../api/observation.ts';
+import type { OutlierStats } from './outliers.ts';
 
 const LABELS = [
   'reporter',
@@ -34,6 +46,20 @@ const LABELS = [
 ] as const;
 
 type Labels = Record<(typeof LABELS)[number], string>;
+type DestinationLabels = Pick<
+  Labels,
+  | 'destination_workload'
+  | 'destination_workload_namespace'
+  | 'destination_principal'
+  | 'destination_app'
+  | 'destination_version'
+  | 'destination_service'
+  | 'destination_service_name'
+  | 'destination_service_namespace'
+  | 'destination_canonical_service'
+  | 'destination_canonical_revision'
+  | 'destination_cluster'
+>;
 
 /** The workload that served a request, in the terms of Istio's labels. */
 export interface ServedBy {
@@ -46,6 +72,28 @@ export interface ServedBy {
   canonicalService: string;
   canonicalRevision: string;
 }
+
+/** What the gateway knows of the upstream when it reports a request. */
+export type Peer =
+  /** No host was picked: no route (no service either), or no healthy host of `service`. */
+  | { kind: 'none'; service: string | undefined }
+  /** A host was picked and never answered: Envoy has its endpoint metadata only. */
+  | { kind: 'endpoint'; servedBy: ServedBy }
+  /** A host answered, and Istio's metadata exchange told the gateway who it is. */
+  | { kind: 'answered'; servedBy: ServedBy };
+
+/** The cluster's outlier stats, by cluster name. */
+export type OutlierSource = () => Iterable<readonly [string, OutlierStats]>;
+
+const OUTLIER_STATS: Readonly<Record<keyof OutlierStats, string>> = {
+  ejections_active: 'Number of currently ejected hosts.',
+  ejections_enforced_total: 'Number of enforced ejections due to any outlier type.',
+  ejections_overflow: 'Number of ejections aborted due to the max ejection %.',
+  ejections_detected_consecutive_5xx: 'Number of detected consecutive 5xx ejections (even if unenforced).',
+  ejections_enforced_consecutive_5xx: 'Number of enforced consecutive 5xx ejections.',
+  ejections_detected_consecutive_gateway_failure: 'Number of detected consecutive gateway failure ejections (even if unenforced).',
+  ejections_enforced_consecutive_gateway_failure: 'Number of enforced consecutive gateway failure ejections.',
+};
 
 const GATEWAY = {
   source_workload: 'istio-ingressgateway',
@@ -62,6 +110,7 @@ export class MeshTelemetry {
   readonly registry = new Registry();
   private readonly requests: Counter<(typeof LABELS)[number]>;
   private readonly duration: Histogram<(typeof LABELS)[number]>;
+  private outliers: OutlierSource = () => [];
 
   constructor() {
     const registers = [this.registry];
@@ -73,30 +122,67 @@ export class MeshTelemetry {
       buckets: [...ISTIO_BUCKETS_MS],
       registers,
     });
+    for (const [stat, help] of Object.entries(OUTLIER_STATS) as [keyof OutlierStats, string][]) {
+      const name = `envoy_cluster_outlier_detection_${stat}`;
+      // Read at each scrape: the detector's own numbers, whatever happened since.
+      const metric: Gauge<'cluster_name'> | Counter<'cluster_name'> =
+        stat === 'ejections_active'
+          ? new Gauge({ name, help, labelNames: ['cluster_name'], registers, collect: () => { this.collectOutliers(metric, stat); } })
+          : new Counter({ name, help, labelNames: ['cluster_name'], registers, collect: () => { this.collectOutliers(metric, stat); } });
+    }
   }
 
-  /**
-   * One request through the gateway. `servedBy` is undefined when no workload was reached
-   * (no route: 404 NR; no endpoint: 503 UH), and then only the gateway reports it.
-   */
-  record(servedBy: ServedBy | undefined, responseCode: number, responseFlags: string, durationMs: number): void {
-    const destination = servedBy === undefined ? unknownDestination() : destinationLabels(servedBy);
-    const common = { ...GATEWAY, ...destination, request_protocol: 'http', response_code: String(responseCode), grpc_response_status: '', response_flags: responseFlags };
-    const source: Labels = { ...common, reporter: 'source', connection_security_policy: 'unknown' };
-    this.requests.inc(source);
-    this.duration.observe(source, durationMs);
-    if (servedBy === undefined) return;
-    const atDestination: Labels = { ...common, reporter: 'destination', connection_security_policy: 'mutual_tls' };
-    this.requests.inc(atDestination);
-    this.duration.observe(atDestination, durationMs);
+  /** Where the outlier stats come from: the gateway's clusters. */
+  exportOutliers(source: OutlierSource): void {
+    this.outliers = source;
+  }
+
+  /** One request as the gateway saw it end (reporter="source"). */
+  recordSource(peer: Peer, responseCode: number, responseFlags: string, durationMs: number): void {
+    const labels: Labels = {
+      reporter: 'source',
+      ...GATEWAY,
+      ...sourceView(peer),
+      request_protocol: 'http',
+      response_code: String(responseCode),
+      grpc_response_status: '',
+      response_flags: responseFlags,
+      connection_security_policy: 'unknown',
+    };
+    this.requests.inc(labels);
+    this.duration.observe(labels, durationMs);
+  }
+
+  /** One attempt as the serving pod's sidecar saw it (reporter="destination"). */
+  recordDestination(servedBy: ServedBy, responseCode: number, responseFlags: string, durationMs: number): void {
+    const labels: Labels = {
+      reporter: 'destination',
+      ...GATEWAY,
+      ...destinationLabels(servedBy),
+      request_protocol: 'http',
+      response_code: String(responseCode),
+      grpc_response_status: '',
+      response_flags: responseFlags,
+      connection_security_policy: 'mutual_tls',
+    };
+    this.requests.inc(labels);
+    this.duration.observe(labels, durationMs);
   }
 
   exposition(): Promise<string> {
     return this.registry.metrics();
   }
+
+  private collectOutliers(metric: Gauge<'cluster_name'> | Counter<'cluster_name'>, stat: keyof OutlierStats): void {
+    metric.reset();
+    for (const [cluster, stats] of this.outliers()) {
+      if (metric instanceof Gauge) metric.set({ cluster_name: cluster }, stats[stat]);
+      else metric.inc({ cluster_name: cluster }, stats[stat]);
+    }
+  }
 }
 
-function destinationLabels(servedBy: ServedBy): Omit<Labels, keyof typeof GATEWAY | 'reporter' | 'request_protocol' | 'response_code' | 'grpc_response_status' | 'response_flags' | 'connection_security_policy'> {
+function destinationLabels(servedBy: ServedBy): DestinationLabels {
   return {
     destination_workload: servedBy.workload,
     destination_workload_namespace: servedBy.namespace,
@@ -112,18 +198,29 @@ function destinationLabels(servedBy: ServedBy): Omit<Labels, keyof typeof GATEWA
   };
 }
 
-function unknownDestination(): ReturnType<typeof destinationLabels> {
-  return {
-    destination_workload: 'unknown',
-    destination_workload_namespace: 'unknown',
-    destination_principal: 'unknown',
-    destination_app: 'unknown',
-    destination_version: 'unknown',
-    destination_service: 'unknown',
-    destination_service_name: 'unknown',
-    destination_service_namespace: 'unknown',
-    destination_canonical_service: 'unknown',
-    destination_canonical_revision: 'unknown',
-    destination_cluster: 'unknown',
-  };
+/** The destination labels of a reporter="source" record. */
+function sourceView(peer: Peer): DestinationLabels {
+  switch (peer.kind) {
+    case 'answered':
+      return destinationLabels(peer.servedBy);
+    case 'endpoint': {
+      const known = destinationLabels(peer.servedBy);
+      return { ...known, destination_principal: 'unknown', destination_app: 'unknown', destination_version: 'unknown' };
+    }
+    case 'none':
+      return {
+        destination_workload: 'unknown',
+        destination_workload_namespace: 'unknown',
+        destination_principal: 'unknown',
+        destination_app: 'unknown',
+        destination_version: 'unknown',
+        destination_service: peer.service ?? 'unknown',
+        destination_service_name: peer.service?.split('.')[0] ?? 'unknown',
+        destination_service_namespace: 'unknown',
+        destination_canonical_service: 'unknown',
+        // What Istio's stats filter writes when it knows no peer.
+        destination_canonical_revision: 'latest',
+        destination_cluster: 'unknown',
+      };
+  }
 }
