@@ -29,9 +29,9 @@ const value = (v: number): Sample => ({ kind: 'value', value: v });
 const none: Sample = { kind: 'noData', reason: 'empty result' };
 
 test('outliers: one verdict per situation', () => {
-  const cases: { name: string; metric?: Metric; samples: VersionPair<Sample>; traffic?: VersionPair<number>; verdict: string; reason: RegExp }[] = [
+  const cases: { name: string; metric?: Metric; samples: VersionPair<Sample>; traffic?: VersionPair<number>; verdict: string; reason: RegExp; severe?: boolean }[] = [
     { name: 'no ejections anywhere', samples: { stable: value(0), canary: value(0) }, verdict: 'pass', reason: /ejected 0 times in the window, stable's 0: within maxEjections 0/ },
-    { name: 'one canary ejection, none on stable', samples: { stable: value(0), canary: value(1) }, verdict: 'fail', reason: /ejected 1 time .*above maxEjections 0\. Envoy's outlier detection took canary endpoints out of service/ },
+    { name: 'one canary ejection, none on stable: rolled back at once', samples: { stable: value(0), canary: value(1) }, verdict: 'fail', severe: true, reason: /ejected 1 time .*above maxEjections 0\. Envoy's outlier detection took canary endpoints out of service/ },
     { name: 'increase() extrapolates: 0.4 is no ejection', samples: { stable: value(0), canary: value(0.4) }, verdict: 'pass', reason: /ejected 0 times/ },
     { name: 'tolerated by maxEjections', metric: { ...OUTLIERS, maxEjections: 2 } as Metric, samples: { stable: value(0), canary: value(2) }, verdict: 'pass', reason: /within maxEjections 2/ },
     {
@@ -41,7 +41,7 @@ test('outliers: one verdict per situation', () => {
       verdict: 'pass',
       reason: /within maxEjections 0 plus stable's share 1/,
     },
-    { name: 'more than stable\'s share', samples: { stable: value(9), canary: value(4) }, traffic: { stable: 900, canary: 100 }, verdict: 'fail', reason: /above maxEjections 0 plus stable's share at the canary's traffic, 1/ },
+    { name: 'more than stable\'s share: a failed check, not a spike', samples: { stable: value(9), canary: value(4) }, traffic: { stable: 900, canary: 100 }, verdict: 'fail', severe: false, reason: /above maxEjections 0 plus stable's share at the canary's traffic, 1/ },
     { name: 'no stats at all: what to enable in Istio', samples: { stable: none, canary: none }, verdict: 'inconclusive', reason: /no outlier stats for either version.*proxyStatsMatcher\.inclusionRegexps.*outlier_detection/ },
     { name: 'no stats for the canary only', samples: { stable: value(0), canary: none }, verdict: 'inconclusive', reason: /no outlier stats for the canary/ },
     { name: 'Prometheus down', samples: { stable: { kind: 'error', message: 'connection refused' }, canary: value(0) }, verdict: 'error', reason: /could not measure stable's ejections: connection refused/ },
@@ -50,6 +50,7 @@ test('outliers: one verdict per situation', () => {
     const verdict = judgeMetric(c.metric ?? OUTLIERS, c.samples, ANALYSIS, c.traffic ?? { stable: 1000, canary: 100 });
     assert.equal(verdict.verdict, c.verdict, `${c.name}: ${verdict.reason}`);
     assert.match(verdict.reason, c.reason, c.name);
+    if (c.severe !== undefined) assert.equal(verdict.severe, c.severe, c.name);
   }
 });
 

@@ -88,10 +88,12 @@ function judgeOutliers(metric: Extract<Metric, { type: 'outliers' }>, samples: V
   const numbers = `canary endpoints ejected ${canary} ${canary === 1 ? 'time' : 'times'} in the window, stable's ${stable}`;
   if (canary > allowed) {
     const bound = share === 0 ? `maxEjections ${tolerated}` : `maxEjections ${tolerated} plus stable's share at the canary's traffic, ${formatValue(share)}`;
+    // Envoy saw a canary pod fail again and again while no stable pod did: an outlier, rolled back at once.
     return {
       verdict: 'fail',
       stable,
       canary,
+      severe: stable === 0,
       reason: `${numbers}: above ${bound}. Envoy's outlier detection took canary endpoints out of service after consecutive 5xx; while ejected they answer nothing, so the 5xx ratio does not show them`,
     };
   }
