@@ -443,8 +443,8 @@ async function captureDemo(dashboard: DashboardJson, log: (text: string) => void
     if (!prometheus.startsWith('http')) throw new Error('the demo runs without Prometheus here; the picture needs it (apt-get install -y prometheus)');
     // The demo creates the ModelCanaries right after naming them: its clock starts there, and so does the picture's range.
     const started = await output.waitFor(new RegExp(`^ +${VARIABLES.modelcanary} +${VARIABLES.stable} → ${VARIABLES.canary}`), 'the rollouts starting', isEnded, 60_000);
-    const summary = await output.waitFor(/^(Both rollouts ended as expected|The rollouts did not end as expected)\.$/, 'the summary', isEnded, 180_000);
-    if (summary.match[1] !== 'Both rollouts ended as expected') throw new Error('the rollouts did not end as expected: the picture would show something else than the README tells');
+    const summary = await output.waitFor(/^(Both rollouts ended as expected|All \d rollouts ended as expected|The rollouts did not end as expected)\.$/, 'the summary', isEnded, 180_000);
+    if (summary.match[1] === 'The rollouts did not end as expected') throw new Error('the rollouts did not end as expected: the picture would show something else than the README tells');
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const from = Math.floor(started.at / 1000);
     const to = Math.floor(Date.now() / 1000);

@@ -69,7 +69,12 @@ const AT = new Date((T0 + 300) * 1000);
 const cluster = (subset: string): string => `outbound|8080|${subset}|fraud-detector.ml-serving.svc.cluster.local`;
 
 function fixture(): string {
-  const lines = ['# TYPE envoy_cluster_outlier_detection_ejections_enforced_total counter'];
+  const lines: string[] = [];
+  // The canary's pod 3 was ejected just before the window began and is still out: the counter
+  // does not move inside the window, the gauge shows it.
+  lines.push('# TYPE envoy_cluster_outlier_detection_ejections_active gauge');
+  for (let t = 0; t <= 600; t += 15) lines.push(`envoy_cluster_outlier_detection_ejections_active{cluster_name="${cluster('v3')}",pod="gw-a"} ${t >= 140 ? 1 : 0} ${T0 + t}`);
+  lines.push('# TYPE envoy_cluster_outlier_detection_ejections_enforced_total counter');
   // Two gateway pods report each cluster; the canary's bad pod is ejected three times in the
   // last two minutes (once seen by one gateway, twice by the other). "v20" is another subset
   // whose name starts like v2's, and must not be counted.
@@ -79,6 +84,7 @@ function fixture(): string {
     [cluster('v2'), 'gw-a', (t) => (t >= 200 ? 1 : 0)],
     [cluster('v2'), 'gw-b', (t) => (t >= 240 ? 2 : t >= 210 ? 1 : 0)],
     [cluster('v20'), 'gw-a', (t) => Math.floor(t / 15)],
+    [cluster('v3'), 'gw-a', (t) => (t >= 140 ? 1 : 0)],
   ];
   for (const [name, pod, at] of series) for (let t = 0; t <= 600; t += 15) lines.push(`envoy_cluster_outlier_detection_ejections_enforced_total{cluster_name="${name}",pod="${pod}"} ${at(t)} ${T0 + t}`);
   lines.push('# EOF');
@@ -99,6 +105,11 @@ test('on the real Prometheus: each version\'s ejections in the check\'s window, 
   assert.ok(ejections?.canary.kind === 'value' && ejections.stable.kind === 'value', JSON.stringify(ejections));
   assert.equal(Math.round(ejections.canary.value), 3);
   assert.equal(ejections.stable.value, 0);
+  // Ejected as the window began: the counter shows nothing in the window, the gauge does.
+  const v3 = canaryWith((m) => (m.spec.canary = { version: 'v3', destination: { host: 'fraud-detector', subset: 'v3' } }));
+  const early = (await observeAll(provider, [v3], 150_000, AT)).get('ml-serving/fraud-detector')?.custom.ejections;
+  assert.ok(early?.canary.kind === 'value', JSON.stringify(early));
+  assert.equal(Math.round(early.canary.value), 1);
   // Without the stats (another namespace's ModelCanary): inconclusive, with the fix.
   const elsewhere = canaryWith((m) => (m.metadata.namespace = 'elsewhere'));
   const missing = (await observeAll(provider, [elsewhere], 150_000, AT)).get('elsewhere/fraud-detector')?.custom.ejections;

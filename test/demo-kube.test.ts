@@ -107,7 +107,7 @@ test('demo --kubeconfig on the real API server: one model promoted, one rolled b
   assert.match(output, /^ +recommender +RolledBack +as expected: v8 rolled back to v7/m, output);
   assert.match(output, /canary weights applied by the gateway: 10 % → 30 % → 100 %/);
   assert.match(output, /canary weights applied by the gateway: 10 % → 30 % → 0 %/);
-  assert.match(output, /^Both rollouts ended as expected\.$/m);
+  assert.match(output, /^All 3 rollouts ended as expected\.$/m);
   assert.deepEqual(canaryWeights(routes.lines(), 'fraud-detector'), [10, 30, 100], routes.lines().join('\n'));
   assert.deepEqual(canaryWeights(routes.lines(), 'recommender'), [10, 30, 0], routes.lines().join('\n'));
 

@@ -27,6 +27,7 @@ import { ScrapingMetricsProvider } from '../metrics/scrape-provider.ts';
 import { createLogger } from '../observability/logger.ts';
 import { startSandbox } from '../sandbox/sandbox.ts';
 import { startMesh, type Mesh, type RouteChange, type WorkloadSpec } from '../sandbox/mesh/mesh.ts';
+import type { Behaviour } from '../sandbox/mesh/model-server.ts';
 import { startLoad, type Load } from '../sandbox/mesh/load.ts';
 import { prometheusMissing, startPrometheus, type RunningPrometheus } from '../sandbox/prometheus.ts';
 import { parseCommand } from './args.ts';
@@ -36,10 +37,12 @@ import { redact } from '../metrics/endpoints.ts';
 
 const USAGE = `Usage: modelcanary demo [--kubeconfig FILE] [--keep] [--timeout 2m] [--rate N] [--without-prometheus] [--slack-webhook URL]
 
-Two rollouts on this machine, no cluster needed: a healthy upgrade that is promoted
-10 → 30 → 100 %, and one whose canary starts failing at 30 % and is rolled back. An embedded
-Kubernetes API server, a simulated Istio mesh with model servers and load, the real
-Prometheus scraping it (when installed), and the real controller.
+Three rollouts on this machine, no cluster needed: a healthy upgrade that is promoted
+10 → 30 → 100 %, one whose canary starts failing at 30 % and is rolled back, and one whose
+canary has a broken pod that the mesh's outlier detection and retries hide from its 5xx
+ratio, rolled back on Envoy's ejections (this one needs Prometheus; without it the demo runs
+the first two). An embedded Kubernetes API server, a simulated Istio mesh with model servers
+and load, the real Prometheus scraping it (when installed), and the real controller.
 
 With --kubeconfig, the same rollouts on a real cluster (envtest, kind, minikube): the
 controller, the ModelCanaries and the routes live there, in a namespace the demo creates
@@ -57,7 +60,7 @@ Flags:
                           (also a generic JSON receiver with --webhook-format webhook)
   --webhook-format F      slack (default) or webhook: the body sent to --slack-webhook
 
-Exit status: 0 when both rollouts end as expected, 1 when not (or interrupted, or what it
+Exit status: 0 when every rollout ends as expected, 1 when not (or interrupted, or what it
 created in the cluster could not be deleted), 2 on bad flags, an unreachable cluster or
 missing CRDs.
 `;
@@ -93,11 +96,28 @@ interface Role {
   story: string;
   /** Make the canary fail once the gateway sends it this share of traffic. */
   breakAt?: { weight: number; errorRate: number };
+  /** Pods per version (default 1), and the canary pod to break: every answer a 500 once the canary has `weight`. */
+  pods?: number;
+  breakPodAt?: { weight: number; pod: number };
+  /** The behaviour of every pod of both versions; default HEALTHY. */
+  behaviour?: Behaviour;
+  /** Judged on Prometheus queries the mesh's own counters cannot answer: left out without Prometheus. */
+  needsPrometheus?: boolean;
 }
 
 const ROLES: readonly Role[] = [
   { file: 'fraud-detector.yaml', name: 'fraud-detector', expect: 'Succeeded', story: 'a healthy upgrade' },
   { file: 'recommender.yaml', name: 'recommender', expect: 'RolledBack', story: 'its canary starts failing (25 % 5xx) once it reaches 30 %', breakAt: { weight: 30, errorRate: 0.25 } },
+  {
+    file: 'sentiment.yaml',
+    name: 'sentiment',
+    expect: 'RolledBack',
+    story: 'one of its canary\'s 3 pods breaks at 30 %; outlier detection and retries hide it',
+    pods: 3,
+    breakPodAt: { weight: 30, pod: 2 },
+    behaviour: { errorRate: 0.01, latencyMs: 40, latencySpread: 0.25 },
+    needsPrometheus: true,
+  },
 ];
 
 const HEALTHY = { errorRate: 0.001, latencyMs: 40, latencySpread: 0.25 };
@@ -212,14 +232,15 @@ async function play(p: Play): Promise<number> {
   const stage = p.kubeconfigFile === undefined ? await sandboxStage(dir, stack) : await clusterStage(p.kubeconfigFile, p.io, out, stack, p.leftBehind);
   if (typeof stage === 'number') return stage;
   const { kubeConfig, namespace } = stage;
-  const cast = await readCast(namespace);
+  const prometheusAvailable = !p.withoutPrometheus && prometheusMissing(p.env.PATH) === undefined;
+  const cast = await readCast(namespace, prometheusAvailable);
   if (typeof cast === 'string') {
     p.io.stderr.write(`modelcanary demo: ${cast}\n`);
     return EXIT.unreadable;
   }
   await stage.rehearse?.(cast.flatMap((member) => [...member.others, member.manifest]));
 
-  out.line('modelcanary demo: two model rollouts on a simulated Istio mesh, judged by the real controller');
+  out.line(`modelcanary demo: ${cast.length === 2 ? 'two' : 'three'} model rollouts on a simulated Istio mesh, judged by the real controller`);
   out.line('');
   for (const member of cast) for (const object of member.others) await stage.create(object);
 
@@ -287,7 +308,7 @@ async function play(p: Play): Promise<number> {
   // The last news (a promotion, a rollback) is still on its way at the end: let it arrive.
   if (p.webhook !== undefined && !(await controller.notificationsSettled(15_000))) out.line('Some notifications were not delivered in 15 s; the controller log says why.');
   if (ended === 'interrupted') return interruptedExit(out);
-  const asExpected = summarize(cast, ended === 'ended', p.timeoutMs, out);
+  const asExpected = summarize(cast, ended === 'ended', p.timeoutMs, out, mesh);
 
   if (p.keep && !p.interrupted.aborted) {
     out.line('');
@@ -541,9 +562,9 @@ async function emptyNamespace(api: CustomObjectsApi, core: CoreV1Api, namespace:
 }
 
 /** The demo ModelCanaries and their routes, from examples/demo, moved into `namespace`. */
-async function readCast(namespace: string): Promise<Cast[] | string> {
+async function readCast(namespace: string, prometheusAvailable: boolean): Promise<Cast[] | string> {
   const cast: Cast[] = [];
-  for (const role of ROLES) {
+  for (const role of ROLES.filter((r) => prometheusAvailable || r.needsPrometheus !== true)) {
     const file = fileURLToPath(new URL(role.file, MANIFESTS));
     let text: string;
     try {
@@ -568,7 +589,8 @@ function workloadsOf(member: Cast, namespace: string): WorkloadSpec[] {
     namespace,
     service: target.destination.host,
     labels: { app: spec.model, version: target.version },
-    behaviour: HEALTHY,
+    behaviour: member.role.behaviour ?? HEALTHY,
+    pods: member.role.pods,
   }));
 }
 
@@ -589,6 +611,14 @@ function routeChanged(change: RouteChange, cast: Cast[], namespace: string, mesh
     const { model, canary } = member.canary.spec;
     mesh.workload(`${model}-${canary.version}`).set({ errorRate: breakAt.errorRate });
     out.event(`${member.role.name}: the gateway sends ${canary.version} ${weight} % of the traffic; the demo now makes ${formatRatio(breakAt.errorRate)} of its answers 5xx`);
+  }
+  const breakPod = member.role.breakPodAt;
+  if (breakPod !== undefined && !member.broken && weight >= breakPod.weight && weight < 100) {
+    member.broken = true;
+    const { model, canary } = member.canary.spec;
+    const workload = mesh.workload(`${model}-${canary.version}`);
+    workload.pod(breakPod.pod).set({ errorRate: 1 });
+    out.event(`${member.role.name}: the gateway sends ${canary.version} ${weight} % of the traffic; the demo breaks pod ${breakPod.pod + 1} of its ${workload.pods.length}: every answer a 500`);
   }
 }
 
@@ -680,7 +710,7 @@ async function follow(cast: Cast[], api: CustomObjectsApi, namespace: string, ou
   }
 }
 
-function summarize(cast: Cast[], ended: boolean, timeoutMs: number, out: Output): boolean {
+function summarize(cast: Cast[], ended: boolean, timeoutMs: number, out: Output, mesh: Mesh): boolean {
   out.line('');
   out.line('Summary');
   let allAsExpected = ended;
@@ -697,11 +727,16 @@ function summarize(cast: Cast[], ended: boolean, timeoutMs: number, out: Output)
     out.line(`  ${role.name.padEnd(15)} ${phase.padEnd(11)} ${asExpected ? 'as expected' : `expected ${role.expect}`}: ${what}`);
     out.line(`  ${''.padEnd(15)} canary weights applied by the gateway: ${member.weights.map((w) => `${w} %`).join(' → ') || 'none'}`);
     out.line(`  ${''.padEnd(15)} ${canary.version} served ${tally.ok + tally.failed} requests, ${tally.failed} failed`);
+    const broken = role.breakPodAt;
+    if (broken !== undefined && member.broken) {
+      const pod = mesh.workload(`${member.canary.spec.model}-${canary.version}`).pod(broken.pod).served();
+      out.line(`  ${''.padEnd(15)} hidden: its broken pod answered ${pod.failed} requests with 500 before Envoy ejected it, and retries answered them from the other pods`);
+    }
     if (status.lastAnalysis !== undefined) out.line(`  ${''.padEnd(15)} last check: ${status.lastAnalysis.decision}: ${status.lastAnalysis.reason}`);
   }
   out.line('');
   if (!ended) out.line(`Not every rollout ended within ${Math.round(timeoutMs / 1000)} s.`);
-  out.line(allAsExpected ? 'Both rollouts ended as expected.' : 'The rollouts did not end as expected.');
+  out.line(allAsExpected ? `${cast.length === 2 ? 'Both rollouts' : `All ${cast.length} rollouts`} ended as expected.` : 'The rollouts did not end as expected.');
   return allAsExpected;
 }
 

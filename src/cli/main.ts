@@ -17,7 +17,7 @@ Commands:
   backtest            the analysis replayed against Prometheus history
   route               the route object the controller would write at a weight
   notify              send a sample Slack (or webhook) notification built from a manifest
-  demo                two rollouts on this machine, no cluster: one promoted, one rolled back
+  demo                rollouts on this machine, no cluster: one promoted, two rolled back
 
 Options:
   -h, --help          show this help

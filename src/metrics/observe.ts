@@ -48,8 +48,9 @@ export function customQuery(canary: ModelCanary, metricName: string, which: Whic
   });
 }
 
-/** The Envoy stat counting enforced ejections, as Istio exports it when asked to (docs/outliers.md). */
+/** The Envoy stats of enforced ejections, as Istio exports them when asked to (docs/outliers.md). */
 export const EJECTIONS_METRIC = 'envoy_cluster_outlier_detection_ejections_enforced_total';
+export const EJECTED_NOW_METRIC = 'envoy_cluster_outlier_detection_ejections_active';
 
 /**
  * The regular expression for a version's Envoy cluster, `outbound|<port>|<subset>|<host FQDN>`,
@@ -65,12 +66,21 @@ export function clusterNamePattern(canary: ModelCanary, which: Which): string {
   return `outbound\\|${port}\\|${literal(destination.subset ?? '')}\\|${literal(host)}`;
 }
 
-/** Ejections of a version's endpoints enforced in the `windowMs` before the evaluation time, summed over every reporting proxy. */
+/**
+ * Ejections of a version's endpoints in the `windowMs` before the evaluation time, summed over
+ * every reporting proxy: the enforced ejections counted in the window, or, when more, the most
+ * endpoints ejected at once in it. increase() sees only changes between two samples inside the
+ * window, so an ejection in its first scrape interval (a pod that breaks as the step begins)
+ * is missed by the counter; the ejection lasts, and the gauge shows it.
+ */
 export function outlierQuery(canary: ModelCanary, metricName: string, which: Which, windowMs: number): string | undefined {
   const metric = canary.spec.analysis.metrics.find((m) => m.name === metricName);
   if (metric?.type !== 'outliers') return undefined;
-  const pattern = metric.clusterName?.[which] ?? clusterNamePattern(canary, which);
-  return `sum(increase(${EJECTIONS_METRIC}{cluster_name=~"${escapeString(pattern)}"}[${promDuration(Math.max(windowMs, 1000))}]))`;
+  const selector = `{cluster_name=~"${escapeString(metric.clusterName?.[which] ?? clusterNamePattern(canary, which))}"}`;
+  const window = promDuration(Math.max(windowMs, 1000));
+  const counted = `sum(increase(${EJECTIONS_METRIC}${selector}[${window}]))`;
+  const atOnce = `sum(max_over_time(${EJECTED_NOW_METRIC}${selector}[${window}]))`;
+  return `(${counted} > ${atOnce}) or ${atOnce} or ${counted}`;
 }
 
 /**
