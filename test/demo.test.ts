@@ -52,9 +52,12 @@ test('the demo with the real Prometheus: one model promoted 10 → 30 → 100, o
     assert.deepEqual(canaryWeights(lines, 'sentiment'), [10, 30, 0], lines.join('\n'));
     assert.equal(status('sentiment').phase, 'RolledBack');
     const sentimentCheck = status('sentiment').lastAnalysis;
-    assert.match(sentimentCheck.reason, /^rolled back at once: ejections: canary endpoints ejected \d+ times? in the window, stable's 0/);
+    // Rarely (about 1 run in 100) the sequential test catches the broken pod's burst of failed
+    // attempts before a check reads the ejection (examples/demo/sentiment.yaml): also a catch.
+    const byEjection = /^rolled back at once: ejections: canary endpoints ejected \d+ times? in the window, stable's 0/.test(sentimentCheck.reason);
+    assert.ok(byEjection || /the sequential test finds the canary's 5xx rate above stable's/.test(sentimentCheck.reason), sentimentCheck.reason);
     const errorRate = (sentimentCheck.metrics as { name: string; verdict: string; canary?: number }[]).find((m) => m.name === 'error-rate');
-    assert.ok(errorRate !== undefined && errorRate.verdict !== 'fail' && (errorRate.canary ?? 0) < 0.05, `the 5xx check saw nothing wrong: ${JSON.stringify(errorRate)}`);
+    if (byEjection) assert.ok(errorRate !== undefined && errorRate.verdict !== 'fail' && (errorRate.canary ?? 0) < 0.05, `the 5xx check saw nothing wrong: ${JSON.stringify(errorRate)}`);
     assert.match(output, /^ +sentiment +RolledBack +as expected: v4 rolled back to v3/m);
     assert.match(output, /^ +hidden: its broken pod answered \d+ requests with 500 before Envoy ejected it/m);
     const usersSaw = Number(/v4 served \d+ requests, (\d+) failed/.exec(output)?.[1]);
