@@ -8,17 +8,18 @@ import { KUBE_MODELS } from './helpers/kube-models.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuthorizationV1Api, CoreV1Api, KubernetesObjectApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
 import { runController } from '../src/cli/run.ts';
 import { EXIT } from '../src/cli/io.ts';
-import { envtestMissing, kubeBinaries, startEnvtest, type Envtest } from './kube/envtest.ts';
+import { envtestMissing, startEnvtest, type Envtest } from './kube/envtest.ts';
 import { ROOT } from './helpers/manifests.ts';
+import { HELM, HELM_MISSING } from './helpers/helm.ts';
 
 type Json = Record<string, any>;
 
@@ -29,26 +30,6 @@ const NAMESPACE = 'modelcanary-system';
 
 // ── helm, as build.sh built it ─────────────────────────────────────────────────────────
 
-/** The helm build.sh builds: ${MODELCANARY_KUBE_CACHE:-~/.cache/modelcanary/kube}/helm-<version of test/kube/helm/go.mod>/helm. */
-function helmBinary(): string {
-  const goMod = readFileSync(join(REPO, 'test', 'kube', 'helm', 'go.mod'), 'utf8');
-  const version = /^\s*(?:require\s+)?helm\.sh\/helm\/v3\s+(v\S+)/m.exec(goMod)?.[1];
-  if (version === undefined) throw new Error('test/kube/helm/go.mod does not require helm.sh/helm/v3');
-  return join(dirname(kubeBinaries().dir), `helm-${version}`, 'helm');
-}
-
-const HELM = helmBinary();
-
-function helmMissing(): string | undefined {
-  try {
-    accessSync(HELM, constants.X_OK);
-    return undefined;
-  } catch {
-    return `${HELM} is not built: run \`bash test/kube/build.sh\` (needs Go; a cold build takes about 5 minutes)`;
-  }
-}
-
-const HELM_MISSING = helmMissing();
 /** Skip where nothing is built, but never on CI, where a missing binary must fail loudly. */
 const SKIP_HELM = HELM_MISSING !== undefined && process.env.CI !== 'true' ? HELM_MISSING : undefined;
 const ENVTEST_MISSING = HELM_MISSING ?? envtestMissing();

@@ -8,15 +8,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { envtestMissing, kubeBinaries, startEnvtest, type Envtest } from './kube/envtest.ts';
+import { envtestMissing, startEnvtest, type Envtest } from './kube/envtest.ts';
 import { ROOT } from './helpers/manifests.ts';
+import { HELM, HELM_MISSING } from './helpers/helm.ts';
 
 type Json = Record<string, any>;
 
@@ -43,28 +44,8 @@ function onPath(name: string): boolean {
   return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, name)));
 }
 
-/** The helm build.sh builds (the same rule as test/helm.test.ts). */
-function helmBinary(): string {
-  const goMod = readFileSync(join(REPO, 'test', 'kube', 'helm', 'go.mod'), 'utf8');
-  const version = /^\s*(?:require\s+)?helm\.sh\/helm\/v3\s+(v\S+)/m.exec(goMod)?.[1];
-  if (version === undefined) throw new Error('test/kube/helm/go.mod does not require helm.sh/helm/v3');
-  return join(dirname(kubeBinaries().dir), `helm-${version}`, 'helm');
-}
-
-const HELM = helmBinary();
-
-function helmMissing(): string | undefined {
-  try {
-    accessSync(HELM, constants.X_OK);
-    return undefined;
-  } catch {
-    return `${HELM} is not built: run \`bash test/kube/build.sh\``;
-  }
-}
-
 const PROMTOOL_MISSING = onPath('promtool') ? undefined : 'promtool is not installed: apt-get install -y prometheus (.ci/run does this)';
 const KUBECTL_MISSING = onPath('kubectl') ? undefined : 'kubectl is not installed (.ci/run installs it)';
-const HELM_MISSING = helmMissing();
 const ENVTEST_MISSING = envtestMissing() ?? KUBECTL_MISSING ?? HELM_MISSING;
 
 /** Skip where a tool is missing, but never on CI, where the test runs and fails loudly. */

@@ -8,8 +8,16 @@ import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 export type DashboardBuilder = dashboard.DashboardBuilder;
 export type Dashboard = dashboard.Dashboard;
 
-export function classicDashboard(title: string): DashboardBuilder {
-  return new dashboard.DashboardBuilder(title);
+/** A dashboard of ours: tagged, linked to the others, refreshed every 30 s, with a shared crosshair. */
+export function classicDashboard(spec: { title: string; uid: string; description: string; from: string }): DashboardBuilder {
+  return new dashboard.DashboardBuilder(spec.title)
+    .uid(spec.uid)
+    .description(spec.description)
+    .tags(['modelcanary'])
+    .time({ from: spec.from, to: 'now' })
+    .refresh('30s')
+    .tooltip(dashboard.DashboardCursorSync.Crosshair)
+    .link(new dashboard.DashboardLinkBuilder('ModelCanary dashboards').type(dashboard.DashboardLinkType.Dashboards).tags(['modelcanary']).asDropdown(false).includeVars(false).keepTime(true).targetBlank(false).icon('external link').tooltip(''));
 }
 
 /**

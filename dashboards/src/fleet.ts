@@ -143,18 +143,23 @@ function outcomePanels(): Panel[] {
   ];
 }
 
+/** p50 and p99 of a duration histogram in seconds, p99 dashed. */
+function durationPanel(id: number, title: string, description: string, bucket: string): Panel {
+  return timeseriesPanel({
+    id,
+    title,
+    description,
+    queries: [{ expr: quantile(0.5, bucket), legend: 'p50' }, { expr: quantile(0.99, bucket), legend: 'p99' }],
+    unit: units.Seconds,
+    width: 12,
+    height: 8,
+  }).overrides([byName('p99', lineStyle('dash'))]);
+}
+
 function reconcilePanels(): Panel[] {
   const bucket = 'modelcanary_reconcile_duration_seconds_bucket';
   return [
-    timeseriesPanel({
-      id: 11,
-      title: 'Reconcile duration',
-      description: 'How long one reconcile pass takes, p50 and p99. A p99 near the reconcile interval means rollouts are judged late.',
-      queries: [{ expr: quantile(0.5, bucket), legend: 'p50' }, { expr: quantile(0.99, bucket), legend: 'p99' }],
-      unit: units.Seconds,
-      width: 12,
-      height: 8,
-    }).overrides([byName('p99', lineStyle('dash'))]),
+    durationPanel(11, 'Reconcile duration', 'How long one reconcile pass takes, p50 and p99. A p99 near the reconcile interval means rollouts are judged late.', bucket),
     timeseriesPanel({
       id: 12,
       title: 'Reconcile errors',
@@ -171,15 +176,7 @@ function prometheusPanels(): Panel[] {
   const bucket = 'modelcanary_prometheus_query_duration_seconds_bucket';
   const count = 'modelcanary_prometheus_query_duration_seconds_count';
   return [
-    timeseriesPanel({
-      id: 13,
-      title: 'Prometheus query latency',
-      description: 'How long the analysis queries to Prometheus take, p50 and p99. Slow queries delay every check.',
-      queries: [{ expr: quantile(0.5, bucket), legend: 'p50' }, { expr: quantile(0.99, bucket), legend: 'p99' }],
-      unit: units.Seconds,
-      width: 12,
-      height: 8,
-    }).overrides([byName('p99', lineStyle('dash'))]),
+    durationPanel(13, 'Prometheus query latency', 'How long the analysis queries to Prometheus take, p50 and p99. Slow queries delay every check.', bucket),
     timeseriesPanel({
       id: 14,
       title: 'Prometheus queries',
@@ -243,14 +240,12 @@ function controllerPanels(): Panel[] {
 }
 
 export function fleetDashboard(): DashboardBuilder {
-  let builder = classicDashboard('ModelCanary fleet')
-    .uid(FLEET_UID)
-    .description('Every ModelCanary and the controller: rollouts in progress, how they end and how long they take, and the controller\'s own health.')
-    .tags(['modelcanary'])
-    .time({ from: 'now-6h', to: 'now' })
-    .refresh('30s')
-    .tooltip(dashboard.DashboardCursorSync.Crosshair)
-    .link(new dashboard.DashboardLinkBuilder('ModelCanary dashboards').type(dashboard.DashboardLinkType.Dashboards).tags(['modelcanary']).asDropdown(false).includeVars(false).keepTime(true).targetBlank(false).icon('external link').tooltip(''))
+  let builder = classicDashboard({
+    title: 'ModelCanary fleet',
+    uid: FLEET_UID,
+    description: 'Every ModelCanary and the controller: rollouts in progress, how they end and how long they take, and the controller\'s own health.',
+    from: 'now-6h',
+  })
     .variables(variables())
     .annotation(rolloutsEndedAnnotation());
   // In reading order; the builder lays them out left to right, 24 columns to a row.

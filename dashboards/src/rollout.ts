@@ -255,14 +255,12 @@ function analysisPanel(): Panel {
 }
 
 export function rolloutDashboard(): DashboardBuilder {
-  let builder = classicDashboard('ModelCanary rollout')
-    .uid(ROLLOUT_UID)
-    .description('One ModelCanary\'s rollout: phase, weights against the plan, each version\'s traffic, errors and latency, and every analysis check with its verdict.')
-    .tags(['modelcanary'])
-    .time({ from: 'now-1h', to: 'now' })
-    .refresh('30s')
-    .tooltip(dashboard.DashboardCursorSync.Crosshair)
-    .link(new dashboard.DashboardLinkBuilder('ModelCanary dashboards').type(dashboard.DashboardLinkType.Dashboards).tags(['modelcanary']).asDropdown(false).includeVars(false).keepTime(true).targetBlank(false).icon('external link').tooltip(''))
+  let builder = classicDashboard({
+    title: 'ModelCanary rollout',
+    uid: ROLLOUT_UID,
+    description: 'One ModelCanary\'s rollout: phase, weights against the plan, each version\'s traffic, errors and latency, and every analysis check with its verdict.',
+    from: 'now-1h',
+  })
     .variables(variables())
     .annotations([...TRANSITIONS.map(transitionAnnotation), otherTransitionsAnnotation()]);
   // In reading order; the builder lays them out left to right, 24 columns to a row.

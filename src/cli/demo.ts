@@ -9,7 +9,6 @@
 // Prometheus still run here on loopback.
 
 import { createWriteStream, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve as resolvePath } from 'node:path';
@@ -30,6 +29,7 @@ import { startMesh, type Mesh, type RouteChange, type WorkloadSpec } from '../sa
 import type { Behaviour } from '../sandbox/mesh/model-server.ts';
 import { startLoad, type Load } from '../sandbox/mesh/load.ts';
 import { prometheusMissing, startPrometheus, type RunningPrometheus } from '../sandbox/prometheus.ts';
+import { freeLoopbackPort } from '../sandbox/cleanup.ts';
 import { parseCommand } from './args.ts';
 import { EXIT, type Io } from './io.ts';
 import { startController, type RunningController } from './run.ts';
@@ -94,11 +94,10 @@ interface Role {
   name: string;
   expect: 'Succeeded' | 'RolledBack';
   story: string;
-  /** Make the canary fail once the gateway sends it this share of traffic. */
-  breakAt?: { weight: number; errorRate: number };
-  /** Pods per version (default 1), and the canary pod to break: every answer a 500 once the canary has `weight`. */
+  /** Make the canary fail (every pod, or only `pod`) once the gateway sends it this share of traffic. */
+  breakAt?: { weight: number; errorRate: number; pod?: number };
+  /** Pods per version; default 1. */
   pods?: number;
-  breakPodAt?: { weight: number; pod: number };
   /** The behaviour of every pod of both versions; default HEALTHY. */
   behaviour?: Behaviour;
   /** Judged on Prometheus queries the mesh's own counters cannot answer: left out without Prometheus. */
@@ -114,7 +113,7 @@ const ROLES: readonly Role[] = [
     expect: 'RolledBack',
     story: 'one of its canary\'s 3 pods breaks at 30 %; outlier detection and retries hide it',
     pods: 3,
-    breakPodAt: { weight: 30, pod: 2 },
+    breakAt: { weight: 30, errorRate: 1, pod: 2 },
     behaviour: { errorRate: 0.01, latencyMs: 40, latencySpread: 0.25 },
     needsPrometheus: true,
   },
@@ -259,7 +258,7 @@ async function play(p: Play): Promise<number> {
 
   // Prometheus scrapes the controller too, so that the dashboards and alerts of dashboards/ and
   // deploy/monitoring/ have everything they read: the controller's port is chosen first.
-  const controllerAddress = `127.0.0.1:${await freePort()}`;
+  const controllerAddress = `127.0.0.1:${await freeLoopbackPort()}`;
   const metricsSource = await startMetrics(p.withoutPrometheus, mesh, cast, namespace, p.env, stack, p.interrupted, controllerAddress);
   if (metricsSource === undefined) return interruptedExit(out);
 
@@ -606,19 +605,18 @@ function routeChanged(change: RouteChange, cast: Cast[], namespace: string, mesh
   if (member.weights.length === 0 && weight === 0) return;
   if (member.weights.at(-1) !== weight) member.weights.push(weight);
   const breakAt = member.role.breakAt;
-  if (breakAt !== undefined && !member.broken && weight >= breakAt.weight && weight < 100) {
-    member.broken = true;
-    const { model, canary } = member.canary.spec;
-    mesh.workload(`${model}-${canary.version}`).set({ errorRate: breakAt.errorRate });
-    out.event(`${member.role.name}: the gateway sends ${canary.version} ${weight} % of the traffic; the demo now makes ${formatRatio(breakAt.errorRate)} of its answers 5xx`);
-  }
-  const breakPod = member.role.breakPodAt;
-  if (breakPod !== undefined && !member.broken && weight >= breakPod.weight && weight < 100) {
-    member.broken = true;
-    const { model, canary } = member.canary.spec;
-    const workload = mesh.workload(`${model}-${canary.version}`);
-    workload.pod(breakPod.pod).set({ errorRate: 1 });
-    out.event(`${member.role.name}: the gateway sends ${canary.version} ${weight} % of the traffic; the demo breaks pod ${breakPod.pod + 1} of its ${workload.pods.length}: every answer a 500`);
+  if (breakAt === undefined || member.broken || weight < breakAt.weight || weight === 100) return;
+  member.broken = true;
+  const { model, canary } = member.canary.spec;
+  const workload = mesh.workload(`${model}-${canary.version}`);
+  const what = formatRatio(breakAt.errorRate);
+  if (breakAt.pod === undefined) {
+    workload.set({ errorRate: breakAt.errorRate });
+    out.event(`${member.role.name}: the gateway sends ${canary.version} ${weight} % of the traffic; the demo now makes ${what} of its answers 5xx`);
+  } else {
+    workload.pod(breakAt.pod).set({ errorRate: breakAt.errorRate });
+    const answers = breakAt.errorRate === 1 ? 'every answer a 500' : `${what} of its answers 5xx`;
+    out.event(`${member.role.name}: the gateway sends ${canary.version} ${weight} % of the traffic; the demo breaks pod ${breakAt.pod + 1} of its ${workload.pods.length}: ${answers}`);
   }
 }
 
@@ -727,9 +725,9 @@ function summarize(cast: Cast[], ended: boolean, timeoutMs: number, out: Output,
     out.line(`  ${role.name.padEnd(15)} ${phase.padEnd(11)} ${asExpected ? 'as expected' : `expected ${role.expect}`}: ${what}`);
     out.line(`  ${''.padEnd(15)} canary weights applied by the gateway: ${member.weights.map((w) => `${w} %`).join(' → ') || 'none'}`);
     out.line(`  ${''.padEnd(15)} ${canary.version} served ${tally.ok + tally.failed} requests, ${tally.failed} failed`);
-    const broken = role.breakPodAt;
-    if (broken !== undefined && member.broken) {
-      const pod = mesh.workload(`${member.canary.spec.model}-${canary.version}`).pod(broken.pod).served();
+    const brokenPod = role.breakAt?.pod;
+    if (brokenPod !== undefined && member.broken) {
+      const pod = mesh.workload(`${member.canary.spec.model}-${canary.version}`).pod(brokenPod).served();
       out.line(`  ${''.padEnd(15)} hidden: its broken pod answered ${pod.failed} requests with 500 before Envoy ejected it, and retries answered them from the other pods`);
     }
     if (status.lastAnalysis !== undefined) out.line(`  ${''.padEnd(15)} last check: ${status.lastAnalysis.decision}: ${status.lastAnalysis.reason}`);
@@ -831,21 +829,5 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }
     signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-
-/** A loopback port free now: the controller listens there, and Prometheus is told before it starts. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => {
-        resolve(port);
-      });
-    });
   });
 }

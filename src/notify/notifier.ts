@@ -33,3 +33,20 @@ export interface Links {
   /** A Grafana dashboard (or any) URL template; {{namespace}}, {{name}} and {{model}} are substituted, URL-encoded. */
   dashboard?: string | undefined;
 }
+
+/**
+ * The operator's dashboard template with {{namespace}}, {{name}} and {{model}} filled in, each
+ * URL-encoded; undefined without a template, or when the result is not an http(s) URL.
+ */
+export function dashboardUrl(links: Links | undefined, n: Pick<Notification, 'namespace' | 'name' | 'model'>): string | undefined {
+  if (links?.dashboard === undefined) return undefined;
+  const values = { namespace: n.namespace, name: n.name, model: n.model };
+  const url = links.dashboard.replace(/\{\{\s*(namespace|name|model)\s*\}\}/g, (_, key: keyof typeof values) => encodeURIComponent(values[key]));
+  if (!URL.canParse(url)) return undefined;
+  const { protocol } = new URL(url);
+  return protocol === 'http:' || protocol === 'https:' ? url : undefined;
+}
+
+export function kubectlCommand(n: Pick<Notification, 'namespace' | 'name'>): string {
+  return `kubectl describe modelcanary ${n.name} -n ${n.namespace}`;
+}

@@ -10,9 +10,8 @@
 // truncates a message's top-level text beyond 40,000 characters.
 
 import type { MetricLine, Notification, NotificationKind, Severity } from '../api/status.ts';
-import type { Delivery, Links, Notifier } from './notifier.ts';
-import { DEFAULT_TIMEOUT_MS, dashboardUrl, isTransient, jsonClient, kubectlCommand, postJson, type PostResult } from './webhook.ts';
-import type { AxiosInstance } from 'axios';
+import { dashboardUrl, kubectlCommand, type Delivery, type Links, type Notifier } from './notifier.ts';
+import { isTransient, JsonEndpoint, type PostResult } from './http.ts';
 
 export const SLACK_LIMITS = {
   blocks: 50,
@@ -254,28 +253,19 @@ export interface SlackNotifierOptions {
 }
 
 export class SlackNotifier implements Notifier {
-  private readonly url: string;
+  private readonly endpoint: JsonEndpoint;
   private readonly links: Links | undefined;
-  private readonly timeoutMs: number;
-  private readonly http: AxiosInstance;
 
   constructor(options: SlackNotifierOptions) {
-    this.url = options.url;
+    this.endpoint = new JsonEndpoint(options.url, 'Slack', options.timeoutMs);
     this.links = options.links;
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.http = jsonClient(this.timeoutMs);
   }
 
   async send(notification: Notification, signal: AbortSignal): Promise<Delivery> {
-    const body = JSON.stringify(slackMessage(notification, this.links));
-    return judgeSlackAnswer(await postJson(this.http, { url: this.url, body, signal, timeoutMs: this.timeoutMs, who: 'Slack' }));
+    return judgeSlackAnswer(await this.endpoint.post(slackMessage(notification, this.links), signal));
   }
 }
 
-/**
- * What to fix, by Slack's error (https://api.slack.com/changelog/2016-05-17-changes-to-errors-for-incoming-webhooks).
- * A 400 is a message we built wrong: ours to fix, not the user's.
- */
 const OUR_BUG = 'Slack could not take the message modelcanary built; this is a bug in modelcanary, please report it';
 const NEW_WEBHOOK = 'create a new incoming webhook and update the Secret that holds it';
 const FIXES: Record<string, string> = {

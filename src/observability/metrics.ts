@@ -35,6 +35,13 @@ export interface RolloutRecord {
 }
 
 const DECISIONS = ['hold', 'advance', 'promote', 'rollback'] as const;
+
+/** The labels of a ModelCanary's rollout_info, step plan and per-metric series, as last exported. */
+interface Plan {
+  info: { model: string; stable: string; canary: string };
+  steps: number;
+  metrics: readonly string[];
+}
 /** Transitions whose counters exist from the start, so that a panel or an alert reads 0, not nothing. */
 const FIRST_TRANSITIONS = ['started', 'advanced', 'promoted', 'rolledBack'] as const;
 
@@ -61,7 +68,7 @@ export class ControllerMetrics {
   private readonly inconclusive: Gauge;
   private readonly heldWithoutEvidence: Gauge;
   /** The label set of each ModelCanary's modelcanary_rollout_info and step plan, to drop when it changes. */
-  private readonly known = new Map<string, { info: string; steps: number; metrics: string }>();
+  private readonly known = new Map<string, Plan>();
 
   constructor(version: string) {
     const registers = [this.registry];
@@ -141,21 +148,19 @@ export class ControllerMetrics {
       this.reconcileErrors.inc(who, 0);
     }
     if (r.model === undefined || r.steps === undefined) return;
-    const info = JSON.stringify([r.model, r.stable ?? '', r.canary ?? '']);
-    const metrics = JSON.stringify(r.metrics ?? []);
-    if (previous?.info === info && previous.steps === r.steps.length && previous.metrics === metrics) return;
+    const plan: Plan = { info: { model: r.model, stable: r.stable ?? '', canary: r.canary ?? '' }, steps: r.steps.length, metrics: r.metrics ?? [] };
+    if (previous !== undefined && JSON.stringify(previous) === JSON.stringify(plan)) return;
     if (previous !== undefined) {
-      const [model = '', stable = '', canary = ''] = JSON.parse(previous.info) as string[];
-      this.rolloutInfo.remove({ ...who, model, stable, canary });
+      this.rolloutInfo.remove({ ...who, ...previous.info });
       for (let i = 1; i <= previous.steps; i++) this.stepWeight.remove({ ...who, step: String(i) });
     }
-    this.rolloutInfo.set({ ...who, model: r.model, stable: r.stable ?? '', canary: r.canary ?? '' }, 1);
+    this.rolloutInfo.set({ ...who, ...plan.info }, 1);
     this.steps.set(who, r.steps.length);
     r.steps.forEach((weight, i) => {
       this.stepWeight.set({ ...who, step: String(i + 1) }, weight);
     });
-    for (const metric of r.metrics ?? []) for (const verdict of VERDICTS) this.checks.inc({ ...who, metric, verdict }, 0);
-    this.known.set(key, { info, steps: r.steps.length, metrics });
+    for (const metric of plan.metrics) for (const verdict of VERDICTS) this.checks.inc({ ...who, metric, verdict }, 0);
+    this.known.set(key, plan);
   }
 
   /** A ModelCanary that is gone: its series go too, so that no alert fires on what no longer exists. */
@@ -170,10 +175,9 @@ export class ControllerMetrics {
     for (const event of NOTIFICATION_KINDS) this.transitions.remove({ ...who, event });
     this.reconcileErrors.remove(who);
     if (known !== undefined) {
-      const [model = '', stable = '', canary = ''] = JSON.parse(known.info) as string[];
-      this.rolloutInfo.remove({ ...who, model, stable, canary });
+      this.rolloutInfo.remove({ ...who, ...known.info });
       for (let i = 1; i <= known.steps; i++) this.stepWeight.remove({ ...who, step: String(i) });
-      for (const metric of JSON.parse(known.metrics) as string[]) {
+      for (const metric of known.metrics) {
         for (const verdict of VERDICTS) this.checks.remove({ ...who, metric, verdict });
         for (const version of ['stable', 'canary']) this.value.remove({ ...who, metric, version });
         for (const bound of ['max', 'min']) this.bound.remove({ ...who, metric, bound });
