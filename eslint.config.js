@@ -20,7 +20,7 @@ const ALLOWED = {
 
 /** Third-party packages a layer may import, where the design restricts them. */
 const PACKAGES = {
-  api: ['zod'],
+  api: ['zod', 'cron'],
   analysis: [],
 };
 

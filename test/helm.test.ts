@@ -215,7 +215,7 @@ const VARIANTS: Variant[] = [
       '--set-json', 'notifications.destinations=[{"name":"platform","format":"slack","secret":"slack-platform","severity":"warning","default":true},{"name":"bus","format":"webhook","secret":"ops/bus-hook"}]',
       '--set', 'notifications.allowWebhooks={https://hooks.example.com/}',
       '--set', 'notifications.dashboardUrl=https://grafana.example/d/mc?var-namespace={{namespace}}',
-      '--set', 'replicas=3', '--set', 'image.tag=0.2.0', '--set', 'logLevel=debug',
+      '--set', 'replicas=3', '--set', 'image.tag=0.2.0', '--set', 'logLevel=debug', '--set', 'maxConcurrentRollouts=5',
     ],
     check: (objects) => {
       assert.deepEqual(containerArgs(objects), [
@@ -230,6 +230,7 @@ const VARIANTS: Variant[] = [
         '--notify=platform=slack,secret=slack-platform,severity=warning,default',
         '--notify=bus=webhook,secret=ops/bus-hook',
         '--allow-webhook=https://hooks.example.com/',
+        '--max-concurrent-rollouts=5',
         '--dashboard-url=https://grafana.example/d/mc?var-namespace={{namespace}}',
         '--log-level=debug',
       ]);

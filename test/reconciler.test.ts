@@ -348,7 +348,7 @@ const running: ModelCanaryStatus = {
 };
 
 test('choosePass: one row per situation', () => {
-  const base: PassInput = { now: new Date(T0 + 110 * SECOND), generation: 2, deleting: false, hasFinalizer: true, retry: undefined, spec: { ok: true, value: spec() }, status: running, route: { ok: true, found: { stable: 70, canary: 30 }, inSync: true } };
+  const base: PassInput = { now: new Date(T0 + 110 * SECOND), generation: 2, deleting: false, hasFinalizer: true, retry: undefined, requests: {}, spec: { ok: true, value: spec() }, status: running, route: { ok: true, found: { stable: 70, canary: 30 }, inSync: true } };
   const cases: { name: string; input: Partial<PassInput>; want: Json }[] = [
     { name: 'deleted mid-rollout: restore', input: { deleting: true }, want: { kind: 'finalize', mode: 'restore' } },
     { name: 'deleted after the end: keep', input: { deleting: true, status: { ...running, phase: 'Succeeded' } }, want: { kind: 'finalize', mode: 'keep' } },
@@ -369,6 +369,12 @@ test('choosePass: one row per situation', () => {
     { name: 'paused, unsuspended', input: { status: { ...running, phase: 'Paused' } }, want: { kind: 'resume' } },
     { name: 'check not due: 30 s after the judgement, not the window', input: {}, want: { kind: 'wait', ms: 20 * SECOND } },
     { name: 'check due: the window starts when the step did', input: { now: new Date(T0 + 131 * SECOND) }, want: { kind: 'check', windowStart: new Date(T0 + 100 * SECOND) } },
+    { name: 'an abort asked', input: { requests: { abort: 'x', promote: 'y' } }, want: { kind: 'act', request: 'abort', value: 'x' } },
+    { name: 'a promote already acted on is not asked again', input: { requests: { promote: 'y' }, status: { ...running, handled: { promote: 'y' } } }, want: { kind: 'wait', ms: 20 * SECOND } },
+    { name: 'a request after the end is answered (ignored, with an event)', input: { requests: { approve: 'z' }, status: { ...running, phase: 'Succeeded' } }, want: { kind: 'act', request: 'approve', value: 'z' } },
+    { name: 'a webhook gate never asked: ask now', input: { status: { ...running, gate: { name: 'sre', weight: 100, step: 2, approval: 'webhook' as const, canaryVersion: 'v2', since: iso(100) } } }, want: { kind: 'askGate' } },
+    { name: 'a webhook gate asked 10 s ago: ask again at the interval', input: { status: { ...running, gate: { ...{ name: 'sre', weight: 100, step: 2, approval: 'webhook' as const, canaryVersion: 'v2', since: iso(100) }, askedAt: iso(100) } } }, want: { kind: 'wait', ms: 20 * SECOND } },
+    { name: 'a gate past its deadline', input: { status: { ...running, gate: { ...{ name: 'sre', weight: 100, step: 2, approval: 'webhook' as const, canaryVersion: 'v2', since: iso(100) }, deadline: iso(105) } } }, want: { kind: 'gateTimeout' } },
   ];
   for (const c of cases) assert.deepEqual(choosePass({ ...base, ...c.input }), c.want, c.name);
 });

@@ -7,6 +7,7 @@ import { DURATION_PATTERN, parseDuration } from './duration.ts';
 import { isTemplateVariable, placeholdersIn, TEMPLATE_PATTERN, TEMPLATE_VARIABLE_NAMES } from './template.ts';
 import { closest } from './suggest.ts';
 import { ModelCanaryStatus } from './status.ts';
+import { RolloutWindows } from './windows.ts';
 
 export const GROUP = 'modelcanary.io';
 export const VERSION = 'v1alpha1';
@@ -368,6 +369,75 @@ const steps = annotate(
   },
 );
 
+// ── Gates and webhooks ──────────────────────────────────────────────────────────────────
+
+const hookUrl = (description: string): z.ZodURL =>
+  annotate(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL, such as http://loadtester.test/gate' }).max(2048), {
+    description: `${description} It must be under an address the operator allowed (modelcanary run --allow-webhook URL); any other is refused with a condition before a request is made.`,
+    rules: [
+      rule<string>(
+        "!self.lowerAscii().matches('^https?://[^/]*@') && !self.contains('#')",
+        'must not hold credentials or a fragment (#): a webhook that needs a token gets it from its own network policy or path',
+        (url) => !/^https?:\/\/[^/]*@/i.test(url) && !url.includes('#'),
+      ),
+    ],
+  });
+
+export const Gate = annotate(
+  z.strictObject({
+    name: dnsLabel('Name of the gate, unique in the list; `modelcanary approve NAME --gate GATE` names it, and status, events and Slack show it.'),
+    before: annotate(z.array(z.int().min(1).max(100)).min(1).max(20).prefault([100]), {
+      description:
+        'The step weights the gate guards: the route moves to one of these weights only once the gate is open. 100 (the default) guards promotion; the first step\'s weight guards the start (Flagger\'s confirm-rollout); every weight guards each increase (confirm-traffic-increase). Each must be one of spec.analysis.steps.',
+      extensions: { 'x-kubernetes-list-type': 'set' },
+    }),
+    approval: annotate(z.enum(['manual', 'webhook']), {
+      description: 'manual: a person opens it (kubectl modelcanary approve NAME, which sets the annotation modelcanary.io/approve). webhook: it opens when url answers a POST with 2xx; it is asked again every interval while it answers anything else (Flagger\'s confirm-* webhooks).',
+    }),
+    url: hookUrl('webhook: where to ask. The body is the one of docs/operating.md, with type "gate".').optional(),
+    timeout: duration('How long the gate may stay closed; unset: as long as it takes. The checks go on while it waits: a bad canary is rolled back whatever the gate.', '1m', '720h').optional(),
+    onTimeout: annotate(z.enum(['rollback', 'advance']), {
+      description: 'What happens when the timeout passes: rollback (the default: nobody said yes) or advance (nobody said no: a bake time with a veto).',
+    }).prefault('rollback'),
+  }),
+  {
+    description: 'A step the rollout may take only once a person or a system says so.',
+    rules: [
+      rule<{ approval: string; url?: string | undefined }>(
+        "(self.approval == 'webhook') == has(self.url)",
+        'url is needed with approval: webhook, and only then',
+        (g) => (g.approval === 'webhook') === (g.url !== undefined),
+        ['url'],
+      ),
+    ],
+  },
+);
+export type Gate = z.output<typeof Gate>;
+
+export const HOOK_TYPES = ['preRollout', 'rollout', 'postRollout', 'rollback'] as const;
+
+export const Webhook = annotate(
+  z.strictObject({
+    name: dnsLabel('Name of the webhook, unique in the list; shown in status and events.'),
+    type: annotate(z.enum(HOOK_TYPES), {
+      description:
+        'When it is called. preRollout: before any traffic moves; a failure (non-2xx after the retries) keeps the rollout from starting and it is tried again every interval. rollout: at every check (load generation, such as Flagger\'s load tester); a failure is reported, never judged against the model. postRollout: once after promotion. rollback: once after a rollback or an abort.',
+    }),
+    url: hookUrl('Where the POST goes (body: docs/operating.md).'),
+    timeout: duration('Time allowed for one call.', '1s', '5m').prefault('10s'),
+    retries: annotate(z.int().min(0).max(10), { description: 'Further attempts after a call that got no answer, timed out or was answered 408, 429 or 5xx.' }).prefault(2),
+    metadata: labelMap(z.string().min(1).max(253), z.string().max(4096), 32, 'Strings passed in the body as metadata, such as {type: cmd, cmd: "hey -z 1m http://chat.test/"} for a Flagger load tester.').optional(),
+  }),
+  { description: 'A call the controller makes at a point of the rollout.' },
+);
+export type Webhook = z.output<typeof Webhook>;
+
+const uniqueNames = <T extends { name: string }>(what: string): Rule<T[]> => ({
+  message: `${what} names must be unique`,
+  violations: (list: T[]) =>
+    list.flatMap((m, i) => (list.findIndex((n) => n.name === m.name) < i ? [{ path: [i, 'name'], message: `"${m.name}" is already the name of another ${what}` }] : [])),
+});
+
 interface IntervalShape {
   interval: number;
   watchInterval?: number | undefined;
@@ -407,21 +477,32 @@ export const Analysis = annotate(
     sequentialTest: SequentialTest.prefault({}),
     metrics: annotate(z.array(Metric).min(1).max(20), {
       description: 'The checks. At least one: a canary judged by nothing would be promoted blind.',
-      rules: [
-        {
-          message: 'metric names must be unique',
-          violations: (list: Metric[]) =>
-            list.flatMap((m, i) =>
-              list.findIndex((n) => n.name === m.name) < i ? [{ path: [i, 'name'], message: `"${m.name}" is already the name of another metric` }] : [],
-            ),
-        },
-      ],
+      rules: [uniqueNames<Metric>('metric')],
       extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] },
     }),
+    windows: RolloutWindows.optional(),
+    gates: annotate(z.array(Gate).max(10), {
+      description: 'Steps that wait for a person (kubectl modelcanary approve) or a webhook before the route moves to them.',
+      rules: [uniqueNames<Gate>('gate')],
+      extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] },
+    }).optional(),
+    webhooks: annotate(z.array(Webhook).max(10), {
+      description: 'Calls made before the rollout (preRollout), at every check (rollout), after promotion (postRollout) and after a rollback (rollback).',
+      rules: [uniqueNames<Webhook>('webhook')],
+      extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] },
+    }).optional(),
   }),
   {
     description: 'How each step is judged.',
     rules: [
+      {
+        cel: '!has(self.gates) || self.gates.all(g, g.before.all(w, w in self.steps))',
+        message: 'every weight a gate guards (gates[].before) must be one of steps',
+        violations: (a: { steps: number[]; gates?: { before: number[] }[] | undefined }) =>
+          (a.gates ?? []).flatMap((g, i) =>
+            g.before.flatMap((w, j) => (a.steps.includes(w) ? [] : [{ path: ['gates', i, 'before', j], message: `${w} is not one of steps (${a.steps.join(', ')}): a gate guards a step's weight` }])),
+          ),
+      },
       rule<IntervalShape>(
         '!has(self.watchInterval) || duration(self.watchInterval) <= duration(self.interval)',
         'must not be longer than interval',

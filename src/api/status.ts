@@ -3,10 +3,10 @@
 import { z } from 'zod';
 import { annotate } from './annotate.ts';
 
-export const PHASES = ['Pending', 'Progressing', 'Paused', 'Succeeded', 'RolledBack', 'Failed'] as const;
+export const PHASES = ['Pending', 'Waiting', 'Progressing', 'Paused', 'Succeeded', 'RolledBack', 'Failed'] as const;
 export const Phase = annotate(z.enum(PHASES), {
   description:
-    'Pending: no traffic moved yet; waiting for the preflight (route, subsets, metrics) or for a problem named in the conditions. Progressing: shifting traffic step by step. Paused: suspended by spec.suspend. Succeeded: the canary took all traffic and is what serves. RolledBack: the canary failed and stable has all traffic. Failed: traffic is split and held by a problem a person must fix (an invalid spec, a route the controller may not change); not final: the rollout resumes where it was once the problem is fixed.',
+    'Pending: no traffic moved yet; waiting for the preflight (route, subsets, metrics), a gate, a rollout window or a problem named in the conditions. Waiting: ready to start, but the controller already runs as many rollouts as its operator allows (--max-concurrent-rollouts); it starts when one ends. Progressing: shifting traffic step by step. Paused: suspended by spec.suspend. Succeeded: the canary took all traffic and is what serves. RolledBack: the canary failed and stable has all traffic. Failed: traffic is split and held by a problem a person must fix (an invalid spec, a route the controller may not change); not final: the rollout resumes where it was once the problem is fixed.',
 });
 export type Phase = z.output<typeof Phase>;
 
@@ -17,7 +17,7 @@ export const Verdict = annotate(z.enum(VERDICTS), {
 export type Verdict = z.output<typeof Verdict>;
 
 /** The kinds of condition the controller sets; each is True, False or Unknown. */
-export const CONDITION_TYPES = ['Valid', 'Progressing', 'Promoted', 'MetricsAvailable', 'RoutingReady', 'Preflight', 'StableMeetsBounds', 'Notified'] as const;
+export const CONDITION_TYPES = ['Valid', 'Progressing', 'Promoted', 'MetricsAvailable', 'RoutingReady', 'Preflight', 'StableMeetsBounds', 'Notified', 'GateOpen', 'InWindow', 'Webhooks'] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 export const Condition = annotate(
@@ -133,10 +133,10 @@ export const SEVERITIES = ['info', 'warning', 'error'] as const;
 export const Severity = annotate(z.enum(SEVERITIES), { description: 'info (progress), warning (needs a look), error (failed, or held until a person acts).' });
 export type Severity = z.output<typeof Severity>;
 
-export const NOTIFICATION_KINDS = ['started', 'retried', 'canaryReplaced', 'advanced', 'promoted', 'rolledBack', 'noEvidence', 'held', 'invalid', 'paused', 'resumed'] as const;
+export const NOTIFICATION_KINDS = ['started', 'retried', 'canaryReplaced', 'advanced', 'promoted', 'rolledBack', 'noEvidence', 'held', 'invalid', 'paused', 'resumed', 'gated', 'aborted'] as const;
 export const NotificationKind = annotate(z.enum(NOTIFICATION_KINDS), {
   description:
-    'What happened: started, retried, canaryReplaced, advanced (a step), promoted, rolledBack, noEvidence (held without evidence past inconclusiveLimit), held (route refused, preflight failing), invalid (the spec), paused, resumed.',
+    'What happened: started, retried, canaryReplaced, advanced (a step), promoted, rolledBack, noEvidence (held without evidence past inconclusiveLimit), held (route refused, preflight failing), invalid (the spec), paused, resumed, gated (waiting for an approval or a webhook), aborted (by a person).',
 });
 export type NotificationKind = z.output<typeof NotificationKind>;
 
@@ -178,6 +178,54 @@ export const Notification = annotate(
 );
 export type Notification = z.output<typeof Notification>;
 
+
+export const GateWait = annotate(
+  z.object({
+    name: annotate(z.string().max(63), { description: 'The gate (spec.analysis.gates[].name).' }),
+    weight: annotate(z.int().min(1).max(100), { description: 'The weight the route moves to once the gate opens.' }),
+    step: annotate(z.int().min(0).max(20), { description: 'Index into spec.analysis.steps of that weight.' }),
+    approval: annotate(z.enum(['manual', 'webhook']), { description: 'manual: opened by `modelcanary approve`; webhook: opened when its URL answers 2xx.' }),
+    canaryVersion: annotate(z.string().max(63), { description: 'The canary version the gate waits for.' }),
+    since: annotate(z.iso.datetime({ offset: true }), { description: 'When the rollout reached the gate.' }),
+    deadline: annotate(z.iso.datetime({ offset: true }), { description: 'When the gate times out (spec timeout), if it has one.' }).optional(),
+    askedAt: annotate(z.iso.datetime({ offset: true }), { description: 'webhook: when the webhook was last asked.' }).optional(),
+    answer: annotate(z.string().max(1024), { description: 'webhook: what it last answered, for people.' }).optional(),
+  }),
+  { description: 'The gate the rollout waits at: the checks go on (a bad canary is still rolled back), but the weight does not move on until it opens.' },
+);
+export type GateWait = z.output<typeof GateWait>;
+
+export const OpenedGate = annotate(
+  z.object({
+    name: annotate(z.string().max(63), { description: 'The gate (spec.analysis.gates[].name).' }),
+    weight: annotate(z.int().min(1).max(100), { description: 'The weight it let the route move to.' }),
+    by: annotate(z.string().max(256), { description: 'Who opened it: "approved by <user>", "webhook answered 200", "timed out (onTimeout: advance)", "promoted by <user>".' }),
+    at: annotate(z.iso.datetime({ offset: true }), { description: 'When it was opened.' }),
+  }),
+  { description: 'A gate opened during this rollout.' },
+);
+export type OpenedGate = z.output<typeof OpenedGate>;
+
+export const WindowWait = annotate(
+  z.object({
+    since: annotate(z.iso.datetime({ offset: true }), { description: 'When a step was first held by the windows.' }),
+    opensAt: annotate(z.iso.datetime({ offset: true }), { description: 'When the next window opens; absent when none opens within a year.' }).optional(),
+    reason: annotate(z.string().max(1024), { description: 'Which window rule holds the step, for people.' }),
+  }),
+  { description: 'Set while spec.analysis.windows hold a step (or the start): the checks go on, and rollback is never delayed.' },
+);
+export type WindowWait = z.output<typeof WindowWait>;
+
+export const HandledRequests = annotate(
+  z.object({
+    promote: annotate(z.string().max(1024), { description: 'The modelcanary.io/promote annotation value last acted on.' }).optional(),
+    abort: annotate(z.string().max(1024), { description: 'The modelcanary.io/abort annotation value last acted on.' }).optional(),
+    approve: annotate(z.string().max(1024), { description: 'The modelcanary.io/approve annotation value last acted on.' }).optional(),
+  }),
+  { description: 'Requests made through annotations (kubectl modelcanary promote, abort, approve), each acted on once: a new value is a new request.' },
+);
+export type HandledRequests = z.output<typeof HandledRequests>;
+
 export const MAX_OUTBOX = 8;
 
 export const ModelCanaryStatus = annotate(
@@ -211,12 +259,16 @@ export const ModelCanaryStatus = annotate(
     retry: annotate(z.string().max(256), {
       description: 'The value of the modelcanary.io/retry annotation last acted on: setting the annotation to a new value restarts a rolled-back rollout of the same versions.',
     }).optional(),
+    gate: GateWait.optional(),
+    openedGates: annotate(z.array(OpenedGate).max(40), { description: 'Gates opened during this rollout, and by whom.' }).optional(),
+    window: WindowWait.optional(),
+    handled: HandledRequests.optional(),
     outbox: annotate(z.array(Notification).max(MAX_OUTBOX), {
       description:
         'Notifications owed for transitions already written and not yet delivered (or given up on): written with the transition, sent after it, removed once settled, so a restart between the write and the send loses none.',
     }).optional(),
     conditions: annotate(z.array(Condition).max(16), {
-      description: 'Conditions: Valid, Preflight, Progressing, Promoted, MetricsAvailable, RoutingReady, StableMeetsBounds, Notified.',
+      description: 'Conditions: Valid, Preflight, Progressing, Promoted, MetricsAvailable, RoutingReady, StableMeetsBounds, Notified, GateOpen, InWindow, Webhooks.',
       extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },
     }).optional(),
     message: annotate(z.string().max(4096), { description: 'What is happening now, for people.' }).optional(),

@@ -7,6 +7,7 @@ import { packageVersion } from './version.ts';
 const USAGE = `modelcanary: progressive canary rollouts for ML models on Kubernetes
 
 Usage: modelcanary <command> [options]
+       kubectl modelcanary <command> [options]   (as a kubectl plugin: kubectl-modelcanary on PATH)
 
 Commands:
   validate FILE...    check ModelCanary manifests (multi-document YAML; - reads stdin)
@@ -17,6 +18,14 @@ Commands:
   backtest            the analysis replayed against Prometheus history
   route               the route object the controller would write at a weight
   notify              send a sample Slack (or webhook) notification built from a manifest
+  status NAME         a rollout as a person wants to see it (--watch to follow it)
+  list                every ModelCanary of a namespace (-A: all)
+  promote NAME        the next step now (--full: straight to 100 %)
+  abort NAME          all traffic back to stable now
+  retry NAME          start a rolled-back rollout again
+  approve NAME        open the manual gate the rollout waits at
+  pause NAME          hold the rollout where it is
+  resume NAME         let a paused rollout go on
   demo                rollouts on this machine, no cluster: one promoted, two rolled back
 
 Options:
@@ -52,6 +61,17 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return (await import('./notify.ts')).runNotify(args, io);
     case 'run':
       return (await import('./run.ts')).runController(args, io);
+    case 'status':
+      return (await import('./status.ts')).runStatus(args, io, process.env);
+    case 'list':
+      return (await import('./status.ts')).runList(args, io, process.env);
+    case 'promote':
+    case 'abort':
+    case 'retry':
+    case 'approve':
+    case 'pause':
+    case 'resume':
+      return (await import('./operate.ts')).runOperate(command, args, io, process.env);
     case 'sandbox':
     case 'demo': {
       const module = await loadDevelopmentCommand(command, io);

@@ -119,6 +119,8 @@ export function sampleNotification(canary: ModelCanary, kind: NotificationKind, 
     invalid: { step: 0, weight: steps[0] ?? 0, phase: 'Failed' },
     paused: { step: 0, weight: steps[0] ?? 0, phase: 'Paused' },
     resumed: { step: 0, weight: steps[0] ?? 0, phase: 'Progressing' },
+    gated: { step: Math.min(1, lastStep), weight: steps[Math.min(1, lastStep)] ?? 0, phase: 'Progressing', action: 'hold' },
+    aborted: { step: Math.min(1, lastStep), weight: 0, phase: 'RolledBack', action: 'rollback' },
   };
   const { step, weight, phase, action } = at[kind];
   const status: ModelCanaryStatus = { phase, canaryWeight: weight, currentStep: step, stableVersion: canary.spec.stable.version, canaryVersion: canary.spec.canary.version };

@@ -12,6 +12,8 @@ import { apiErrorMessage } from '../controller/kube-errors.ts';
 import { PrometheusClient, type Credentials } from '../metrics/prometheus-client.ts';
 import { readCredentials, readWebhookUrl } from '../controller/credentials.ts';
 import { Outbox, parseDestination, type Destination } from '../controller/outbox.ts';
+import { HttpWebhookCaller } from '../controller/webhooks.ts';
+import { RolloutSlots } from '../controller/slots.ts';
 import { effectiveBounds } from '../controller/notifications.ts';
 import type { DeliveryOptions } from '../notify/delivery.ts';
 import type { Links } from '../notify/notifier.ts';
@@ -49,9 +51,14 @@ Flags (environment variable in brackets):
                         the Secret's key "url" holds the webhook URL; severity: the least sent
                         there (info, warning, error); default: used by ModelCanaries without
                         spec.notifications; repeatable [MODELCANARY_NOTIFY, separated by ;]
-  --allow-webhook URL   let a team's own generic webhook (spec.notifications[].secretRef) point
-                        under this base URL; Slack's hooks.slack.com is always allowed for Slack;
-                        repeatable [MODELCANARY_ALLOW_WEBHOOK, comma-separated]
+  --allow-webhook URL   let a team's own generic webhook (spec.notifications[].secretRef), and
+                        spec.analysis.webhooks and webhook gates, point under this base URL;
+                        Slack's hooks.slack.com is always allowed for Slack; repeatable
+                        [MODELCANARY_ALLOW_WEBHOOK, comma-separated]
+  --max-concurrent-rollouts N
+                        start at most N rollouts at once; the rest wait in phase Waiting and
+                        start, longest-waiting first, as others end; default: no cap
+                        [MODELCANARY_MAX_CONCURRENT_ROLLOUTS]
   --dashboard-url TEMPLATE
                         a link in every message, {{namespace}}, {{name}} and {{model}}
                         substituted [MODELCANARY_DASHBOARD_URL]
@@ -80,6 +87,7 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       'log-level': { type: 'string' },
       'leader-elect': { type: 'boolean' },
       resync: { type: 'string' },
+      'max-concurrent-rollouts': { type: 'string' },
     },
     USAGE,
     io,
@@ -127,6 +135,12 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
     for (const problem of problems) io.stderr.write(`modelcanary run: ${problem}\n`);
     return EXIT.invalid;
   }
+  const capText = values['max-concurrent-rollouts'] ?? env.MODELCANARY_MAX_CONCURRENT_ROLLOUTS;
+  const maxConcurrentRollouts = capText === undefined ? undefined : Number(capText);
+  if (maxConcurrentRollouts !== undefined && (!Number.isInteger(maxConcurrentRollouts) || maxConcurrentRollouts < 1)) {
+    io.stderr.write(`modelcanary run: --max-concurrent-rollouts must be a whole number of at least 1, not ${capText}\n`);
+    return EXIT.invalid;
+  }
   const resyncText = values.resync ?? env.MODELCANARY_RESYNC ?? '5m';
   const resyncMs = parseDuration(resyncText);
   if (resyncMs === undefined || resyncMs < 10_000) {
@@ -157,6 +171,7 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       notifications: { destinations, allowedWebhooks, links: { dashboard } },
       log: createLogger({ level, destination: io.stderr as NodeJS.WritableStream & { isTTY?: boolean } }),
       resyncMs,
+      maxConcurrentRollouts,
       leaderElection: leaderElect
         ? { namespace: podNamespace, identity: env.POD_NAME ?? `${hostname()}-${process.pid}` }
         : undefined,
@@ -203,6 +218,8 @@ export interface ControllerSettings {
   leaderElection?: { namespace: string; identity: string } | undefined;
   /** How often every ModelCanary is listed and reconciled again; default 5 min. */
   resyncMs?: number | undefined;
+  /** The most rollouts in progress at once; default: no cap. */
+  maxConcurrentRollouts?: number | undefined;
 }
 
 export interface NotificationSettings {
@@ -245,7 +262,7 @@ export async function startController(settings: ControllerSettings): Promise<Run
     },
     log,
   });
-  const controller = new Controller(
+  const controller: Controller = new Controller(
     {
       canaries: new KubeCanaryClient(kubeConfig),
       routes: store,
@@ -254,6 +271,8 @@ export async function startController(settings: ControllerSettings): Promise<Run
       log,
       now: () => new Date(),
       outbox,
+      webhooks: new HttpWebhookCaller(settings.notifications?.allowedWebhooks ?? []),
+      slots: settings.maxConcurrentRollouts === undefined ? undefined : new RolloutSlots(settings.maxConcurrentRollouts, () => controller.census()),
       observer: {
         checked: (canary, decision, status, previous) => {
           const outcome = decision.action === 'promote' ? 'promoted' : decision.action === 'rollback' ? 'rolledBack' : undefined;

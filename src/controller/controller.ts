@@ -7,11 +7,13 @@
 // flight are cancelled and it writes nothing more. The next pass of the same ModelCanary starts
 // only once the cancelled one has returned, so two passes never run side by side.
 
-import { CustomObjectsApi, makeInformer, type Informer, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { CustomObjectsApi, makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../api/modelcanary.ts';
 import { reconcile, type Logger, type ReconcileDeps } from './reconciler.ts';
 import { withSignal } from './kube-options.ts';
 import { apiErrorMessage } from './kube-errors.ts';
+import type { ModelCanaryStatus } from '../api/status.ts';
+import type { SlotCensusEntry } from './slots.ts';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -49,7 +51,7 @@ export class Controller {
   private readonly deps: ReconcileDeps;
   private readonly options: ControllerOptions;
   private readonly entries = new Map<string, Entry>();
-  private readonly informers: Informer<KubernetesObject>[] = [];
+  private readonly informers: (Informer<KubernetesObject> & ObjectCache<KubernetesObject>)[] = [];
   private readonly listers: Lister[] = [];
   private readonly listed = new Set<number>();
   private readonly inFlight = new Set<Promise<void>>();
@@ -60,6 +62,18 @@ export class Controller {
   constructor(deps: ReconcileDeps, options: ControllerOptions) {
     this.deps = deps;
     this.options = options;
+  }
+
+  /** Every ModelCanary in the cache, as the cap on concurrent rollouts counts them. */
+  census(): SlotCensusEntry[] {
+    return this.informers.flatMap((informer) =>
+      informer.list().map((object) => {
+        const status = (object as { status?: ModelCanaryStatus }).status;
+        const phase = status?.phase;
+        const waiting = phase === 'Waiting' ? status?.conditions?.find((c) => c.type === 'Progressing')?.lastTransitionTime : undefined;
+        return { key: `${object.metadata?.namespace ?? 'default'}/${object.metadata?.name ?? ''}`, active: phase === 'Progressing' || phase === 'Paused' || phase === 'Failed', waitingSince: waiting };
+      }),
+    );
   }
 
   /** True once every watched scope has been listed successfully: until then the controller knows nothing. */

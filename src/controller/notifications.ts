@@ -84,7 +84,10 @@ export function severityOf(kind: NotificationKind, phase: Phase): Severity {
     case 'resumed':
       return 'info';
     case 'noEvidence':
+    case 'gated':
       return 'warning';
+    case 'aborted':
+      return 'error';
     case 'held':
     case 'invalid':
       return phase === 'Failed' ? 'error' : 'warning';
@@ -117,11 +120,15 @@ function summaryOf(kind: NotificationKind, model: string, stable: string, canary
       return `${model}: paused at ${weight} % (spec.suspend)`;
     case 'resumed':
       return `${model}: resumed at ${weight} %`;
+    case 'gated':
+      return `${model}: canary ${canary} passed its checks at ${weight} % and waits at a gate`;
+    case 'aborted':
+      return `${model}: the rollout of ${canary} was aborted; all traffic is on stable ${stable}`;
   }
 }
 
 function lineOf(verdict: MetricVerdict, metric: Metric | undefined): MetricLine {
-  const show = (value: number | null | undefined): string => (value === undefined || value === null ? '-' : clip(render(verdict.type, value), 64));
+  const show = (value: number | null | undefined): string => (value === undefined || value === null ? '-' : clip(formatMetricValue(verdict.type, value), 64));
   return {
     name: verdict.name,
     verdict: verdict.verdict,
@@ -134,7 +141,8 @@ function lineOf(verdict: MetricVerdict, metric: Metric | undefined): MetricLine 
   };
 }
 
-function render(type: Metric['type'], value: number): string {
+/** A metric's value as people read it: 1.20 %, 340 ms, 3 ejected. */
+export function formatMetricValue(type: Metric['type'], value: number): string {
   switch (type) {
     case 'errorRate':
       return formatRatio(value);

@@ -9,9 +9,14 @@ import { watchIntervalMs, type ModelCanarySpec } from '../api/modelcanary.ts';
 import type { ModelCanaryStatus, Phase } from '../api/status.ts';
 import type { RouteIntent } from '../routing/plan.ts';
 import type { ReleaseMode, RouteState } from '../routing/router.ts';
+import { ACTION_ANNOTATIONS } from '../api/actions.ts';
 
 /** Setting this annotation to a new value restarts a rolled-back rollout of the same versions. */
-export const RETRY_ANNOTATION = 'modelcanary.io/retry';
+export const RETRY_ANNOTATION = ACTION_ANNOTATIONS.retry;
+
+/** The requests people make of a running rollout, in the order they are acted on: an abort first. */
+export const REQUESTS = ['abort', 'promote', 'approve'] as const;
+export type RequestKind = (typeof REQUESTS)[number];
 
 export interface PassInput {
   now: Date;
@@ -20,6 +25,8 @@ export interface PassInput {
   hasFinalizer: boolean;
   /** The value of the retry annotation, if set. */
   retry: string | undefined;
+  /** The values of the promote, abort and approve annotations, where set. */
+  requests: Partial<Record<RequestKind, string>>;
   spec: { ok: true; value: ModelCanarySpec } | { ok: false; problems: string };
   status: ModelCanaryStatus;
   /** The route against `intentOf(spec, status)`; undefined when there is no rollout to hold the route to. */
@@ -39,6 +46,9 @@ export type Pass =
   | { kind: 'converge' }
   | { kind: 'pause' }
   | { kind: 'resume' }
+  | { kind: 'act'; request: RequestKind; value: string }
+  | { kind: 'askGate' }
+  | { kind: 'gateTimeout' }
   | { kind: 'wait'; ms: number }
   | { kind: 'watch'; checkDueMs: number }
   | { kind: 'check'; windowStart: Date }
@@ -108,11 +118,22 @@ export function choosePass(input: PassInput): Pass {
   const held = (status.conditions ?? []).some((c) => (c.type === 'Valid' || c.type === 'RoutingReady') && c.status === 'False');
   if (status.phase === 'Failed' || held) return { kind: 'recover', phase: resumedPhase(status, spec.suspend) };
   if (route !== undefined && !route.inSync) return { kind: 'converge' };
+  const request = newRequest(status, input.requests);
+  if (request !== undefined) return request;
   if (isEnded(status)) return { kind: 'done' };
 
   if (spec.suspend) return status.phase === 'Paused' ? { kind: 'done' } : { kind: 'pause' };
   if (status.phase === 'Paused') return { kind: 'resume' };
   return timing(spec, status, now);
+}
+
+/** The first request not acted on yet: each annotation value is acted on once (status.handled). */
+export function newRequest(status: ModelCanaryStatus, requests: Partial<Record<RequestKind, string>>): Pass | undefined {
+  for (const request of REQUESTS) {
+    const value = requests[request];
+    if (value !== undefined && value !== '' && value !== status.handled?.[request]) return { kind: 'act', request, value };
+  }
+  return undefined;
 }
 
 /**
@@ -127,11 +148,21 @@ function timing(spec: ModelCanarySpec, status: ModelCanaryStatus, now: Date): Pa
   const stepStarted = at(status.stepStartedAt);
   const windowEnd = at(status.lastAnalysis?.time);
   const judged = Math.max(at(status.lastAnalysis?.judgedAt ?? status.lastAnalysis?.time), stepStarted);
+  // A gate's deadline and its webhook's next question come before the checks' timing.
+  const gate = status.gate;
+  let gateDue = Infinity;
+  if (gate !== undefined) {
+    const deadline = gate.deadline === undefined ? Infinity : Date.parse(gate.deadline) - now.getTime();
+    if (deadline <= 0) return { kind: 'gateTimeout' };
+    const askDue = gate.approval === 'webhook' ? at(gate.askedAt) + analysis.interval - now.getTime() : Infinity;
+    if (askDue <= 0) return { kind: 'askGate' };
+    gateDue = Math.min(deadline, askDue);
+  }
   const checkDue = judged + analysis.interval - now.getTime();
   if (checkDue <= 0) return { kind: 'check', windowStart: new Date(Math.max(windowEnd, stepStarted)) };
   const watching = analysis.sequentialTest.enabled && watchIntervalMs(analysis) < analysis.interval;
-  if (!watching) return { kind: 'wait', ms: checkDue };
+  if (!watching) return { kind: 'wait', ms: Math.min(checkDue, gateDue) };
   const lastLook = Math.max(judged, at(status.watchMark?.time));
   const watchDue = lastLook + watchIntervalMs(analysis) - now.getTime();
-  return watchDue > 0 ? { kind: 'wait', ms: Math.min(checkDue, watchDue) } : { kind: 'watch', checkDueMs: checkDue };
+  return watchDue > 0 ? { kind: 'wait', ms: Math.min(checkDue, watchDue, gateDue) } : { kind: 'watch', checkDueMs: checkDue };
 }

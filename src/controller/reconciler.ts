@@ -18,7 +18,13 @@ import { renderMatchers } from '../metrics/promql.ts';
 import type { RouteIntent } from '../routing/plan.ts';
 import { createReleaser, createRouter, routeOf, type ObjectStore, type ReleaseMode, type TrafficRouter } from '../routing/router.ts';
 import { apiErrorMessage } from './kube-errors.ts';
-import { choosePass, intentOf, isEnded, RETRY_ANNOTATION, type Pass, type StartReason } from './pass.ts';
+import { choosePass, intentOf, isEnded, REQUESTS, RETRY_ANNOTATION, type Pass, type RequestKind, type StartReason } from './pass.ts';
+import { ACTION_ANNOTATIONS, actor, readRequest, SUSPENDED_BY_ANNOTATION } from '../api/actions.ts';
+import type { Gate } from '../api/modelcanary.ts';
+import { closedGate, gateWait, restrain, windowWait } from './gates.ts';
+import { NO_WEBHOOKS, webhookCall, type WebhookCaller } from './webhooks.ts';
+import { UNLIMITED_SLOTS, type Slots } from './slots.ts';
+import type { HookType } from '../notify/hook.ts';
 import { analysisStateOf, markOf, sinceMark, startingStatus, statusAfter } from './rollout-status.ts';
 import { notificationOf, notificationOfInvalid, owe, type Transition } from './notifications.ts';
 import type { NotificationOutbox } from './outbox.ts';
@@ -71,6 +77,10 @@ export interface ReconcileDeps {
   metricsBudgetMs?: number;
   /** Where owed notifications go after their transition is written; without it none are owed. */
   outbox?: NotificationOutbox | undefined;
+  /** Calls spec.analysis.webhooks and webhook gates; default: none allowed. */
+  webhooks?: WebhookCaller | undefined;
+  /** The operator's cap on rollouts in progress at once; default: none. */
+  slots?: Slots | undefined;
 }
 
 export interface ReconcileResult {
@@ -93,6 +103,8 @@ interface PassContext {
   targets: NotificationTarget[] | undefined;
   /** The spec, when it is valid. */
   canary: ModelCanary | undefined;
+  /** The values of the request annotations (promote, abort, approve), where set. */
+  requests: Partial<Record<RequestKind, string>>;
 }
 
 const AGAIN = { requeueAfterMs: 0 };
@@ -113,6 +125,7 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
     signal,
     targets: notificationTargets(object),
     canary: undefined,
+    requests: Object.fromEntries(REQUESTS.flatMap((r) => { const v = metadata.annotations?.[ACTION_ANNOTATIONS[r]]; return v === undefined ? [] : [[r, v]]; })),
   };
   const owed = ctx.status.outbox ?? [];
   if (owed.length > 0) {
@@ -134,6 +147,7 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
     deleting,
     hasFinalizer: ctx.finalizers.includes(FINALIZER),
     retry: metadata.annotations?.[RETRY_ANNOTATION],
+    requests: ctx.requests,
     spec: checked.ok ? { ok: true, value: checked.value.spec } : { ok: false, problems: checked.problems.map((p) => `${p.path}: ${p.message}`).join('; ') },
     status: ctx.status,
     route,
@@ -169,14 +183,27 @@ async function carryOut(pass: Pass, ctx: PassContext, canary: ModelCanary | unde
     case 'converge':
       return converge(ctx, canary, router);
     case 'pause':
-      return setPhase(ctx, canary, 'Paused', `paused at ${ctx.status.canaryWeight ?? 0} % (spec.suspend)`, 'Paused');
+      return setPhase(ctx, canary, 'Paused', `paused at ${ctx.status.canaryWeight ?? 0} %${suspendedBy(ctx)} (spec.suspend)`, 'Paused');
     case 'resume':
-      return setPhase(ctx, canary, 'Progressing', `resumed at ${ctx.status.canaryWeight ?? 0} %`, 'Resumed');
+      return setPhase(ctx, canary, 'Progressing', `resumed at ${ctx.status.canaryWeight ?? 0} %${suspendedBy(ctx)}`, 'Resumed');
     case 'watch':
       return watchBetweenChecks(ctx, canary, router, pass.checkDueMs);
     case 'check':
       return check(ctx, canary, router, pass.windowStart);
+    case 'act':
+      return act(ctx, canary, router, pass.request, pass.value);
+    case 'askGate':
+      return askGate(ctx, canary, router);
+    case 'gateTimeout':
+      return gateTimeout(ctx, canary, router);
   }
+}
+
+/** " by alice" when `kubectl modelcanary pause|resume` said who; nothing for a hand edit of spec.suspend. */
+function suspendedBy(ctx: PassContext): string {
+  const annotations = (ctx.object.metadata as { annotations?: Record<string, string> } | undefined)?.annotations;
+  const request = readRequest(annotations?.[SUSPENDED_BY_ANNOTATION]);
+  return request?.by === undefined ? '' : ` by ${actor(request)}`;
 }
 
 // ── Writes ────────────────────────────────────────────────────────────────────────────
@@ -297,10 +324,10 @@ async function holdInvalid(ctx: PassContext, problems: string, phase: Phase): Pr
 }
 
 /** A condition that keeps the rollout where it is, written once per distinct message. */
-async function hold(ctx: PassContext, canary: ModelCanary, phase: Phase, reasonFor: { type: string; reason: string; message: string }, retryMs: number): Promise<ReconcileResult> {
+async function hold(ctx: PassContext, canary: ModelCanary, phase: Phase, reasonFor: { type: string; reason: string; message: string }, retryMs: number, changed?: ModelCanaryStatus): Promise<ReconcileResult> {
   const { type, reason, message } = reasonFor;
   const existing = ctx.status.conditions?.find((c) => c.type === type);
-  if (existing?.status === 'False' && existing.message === message && ctx.status.phase === phase) return { requeueAfterMs: retryMs };
+  if (changed === undefined && existing?.status === 'False' && existing.message === message && ctx.status.phase === phase) return { requeueAfterMs: retryMs };
   const conditions = condition(ctx, ctx.status.conditions ?? [], type, 'False', reason, message);
   const prefix = phase === 'Failed' ? `held at ${ctx.status.canaryWeight ?? 0} %: ` : phase === 'Pending' ? 'waiting to start: ' : '';
   let status: ModelCanaryStatus = { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message: `${prefix}${message}`.slice(0, 4096) };
@@ -331,13 +358,19 @@ async function start(ctx: PassContext, canary: ModelCanary, router: TrafficRoute
   if (subsets !== undefined) return hold(ctx, canary, waiting, { type: 'Preflight', reason: 'SubsetMissing', message: subsets }, retryMs);
   const metrics = await metricsPreflight(ctx, canary);
   if (metrics !== undefined) return hold(ctx, canary, waiting, { type: 'Preflight', reason: 'MetricsUnavailable', message: metrics }, retryMs);
+  const cleared = await clearedToStart(ctx, canary, waiting, weight, retryMs);
+  if (!cleared.cleared) return cleared.result;
 
   // The claim comes before the commitment: of two ModelCanaries starting on one route, the one
   // that loses the claim never writes a rollout it cannot carry out.
   const claimed = await router.claim(ctx.signal);
   if (!claimed.ok) return hold(ctx, canary, waiting, { type: 'RoutingReady', reason: claimed.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: claimed.problem }, retryMs);
   const starting = startingStatus(ctx.status, { spec, generation: ctx.generation, route: routeOf(canary), retry, now: ctx.deps.now() });
-  const status = announced(ctx, canary, { ...starting, outbox: ctx.status.outbox }, { kind: why === 'canaryChanged' ? 'canaryReplaced' : why === 'retry' ? 'retried' : 'started' });
+  // Requests made before this rollout began are not requests of it: they are marked acted on.
+  const handled = { ...ctx.status.handled, ...ctx.requests };
+  const opened = cleared.opened.length > 0 ? cleared.opened : undefined;
+  const conditions = waitConditions(ctx, starting.conditions ?? [], { gate: undefined, window: undefined });
+  const status = announced(ctx, canary, { ...starting, conditions, handled, openedGates: opened, outbox: ctx.status.outbox }, { kind: why === 'canaryChanged' ? 'canaryReplaced' : why === 'retry' ? 'retried' : 'started' });
   if (!(await commit(ctx, status))) return AGAIN;
   const applied = await router.apply(intent, ctx.signal);
   if (!applied.ok) {
@@ -349,8 +382,92 @@ async function start(ctx: PassContext, canary: ModelCanary, router: TrafficRoute
   }
   const started = `${why === 'retry' ? 'retrying: ' : ''}canary ${spec.canary.version} at ${weight} %, stable ${spec.stable.version}`;
   await tell(ctx, 'Normal', why === 'retry' ? 'RolloutRetried' : 'RolloutStarted', started);
+  for (const gate of cleared.opened) await tell(ctx, 'Normal', 'GateOpened', `gate ${gate.name} before ${gate.weight} %: ${gate.by}`);
   ctx.deps.log.info({ canary: ctx.key, weight, reason: why }, 'rollout started');
+  await callWebhooks(ctx, canary, 'rollout', status, status.stepStartedAt ?? '');
   return { requeueAfterMs: nextLookMs(canary) };
+}
+
+type OpenedGates = NonNullable<ModelCanaryStatus['openedGates']>;
+
+/**
+ * What must allow a start besides the preflight, in order: the rollout windows, the gates
+ * before the first step, a slot under the operator's cap, and the preRollout webhooks. An
+ * approval is acted on only by the start it allows, so one given while the rollout still
+ * waits for something else is not lost.
+ */
+async function clearedToStart(ctx: PassContext, canary: ModelCanary, waiting: Phase, weight: number, retryMs: number): Promise<{ cleared: true; opened: OpenedGates } | { cleared: false; result: ReconcileResult }> {
+  const held = async (result: Promise<ReconcileResult>): Promise<{ cleared: false; result: ReconcileResult }> => ({ cleared: false, result: await result });
+  const { spec } = canary;
+  const now = ctx.deps.now();
+  const window = windowWait(spec, ctx.status, now);
+  if (window !== undefined) {
+    const until = window.opensAt === undefined ? retryMs : Math.max(Math.min(Date.parse(window.opensAt) - now.getTime(), 60_000), 1000);
+    return held(holdWith(ctx, canary, waiting, { window, gate: undefined }, { type: 'InWindow', reason: 'OutsideWindow', message: `no traffic moves outside the rollout windows: ${window.reason}` }, until));
+  }
+  const opened: OpenedGates = [];
+  for (let gate = closedGate(spec, opened, weight); gate !== undefined; gate = closedGate(spec, opened, weight)) {
+    const by = await gateAnswer(ctx, canary, gate, weight, 'start');
+    if (by === undefined) {
+      const wait = gateWait(gate, weight, 0, spec.canary.version, ctx.status, now);
+      return held(holdWith(ctx, canary, waiting, { gate: wait, window: undefined }, gateCondition(gate, weight), retryMs));
+    }
+    opened.push({ name: gate.name, weight, by, at: now.toISOString() });
+  }
+  const admission = (ctx.deps.slots ?? UNLIMITED_SLOTS).admit(ctx.key);
+  if (!admission.admitted) {
+    const message = `${admission.active} rollouts are in progress, the most this controller runs at once (--max-concurrent-rollouts ${admission.max}); this one is number ${admission.position} in line`;
+    return held(holdWith(ctx, canary, 'Waiting', { gate: undefined, window: undefined }, { type: 'Progressing', reason: 'WaitingForSlot', message }, retryMs));
+  }
+  const problems = await callWebhooks(ctx, canary, 'preRollout', { ...ctx.status, canaryWeight: 0, currentStep: 0, phase: 'Pending' }, `${spec.canary.version}/${ctx.generation}`);
+  if (problems.length > 0) return held(holdWith(ctx, canary, waiting, { gate: undefined, window: undefined }, { type: 'Preflight', reason: 'PreRolloutFailed', message: `a preRollout webhook said no: ${problems.join('; ')}` }, retryMs));
+  return { cleared: true, opened };
+}
+
+/** Whether `gate` is open now for the move to `weight`, and by whom: an approval annotation, or its webhook's 2xx. */
+async function gateAnswer(ctx: PassContext, canary: ModelCanary, gate: Gate, weight: number, occasion: string): Promise<string | undefined> {
+  if (gate.approval === 'manual') {
+    const request = readRequest(ctx.requests.approve);
+    if (request === undefined || ctx.requests.approve === ctx.status.handled?.approve) return undefined;
+    if (request.gate !== undefined && request.gate !== gate.name) return undefined;
+    return `approved by ${actor(request)}`;
+  }
+  if (gate.url === undefined) return undefined;
+  const answer = await (ctx.deps.webhooks ?? NO_WEBHOOKS).call(webhookCall(canary, ctx.status, 'gate', { name: gate.name, url: gate.url }, `${weight}/${occasion}`), budget(ctx));
+  ctx.signal?.throwIfAborted();
+  return answer.ok ? 'its webhook answered 2xx' : undefined;
+}
+
+function gateCondition(gate: Gate, weight: number): { type: string; reason: string; message: string } {
+  return gate.approval === 'manual'
+    ? { type: 'GateOpen', reason: 'AwaitingApproval', message: `gate ${gate.name} waits for a person before ${weight} %: kubectl modelcanary approve` }
+    : { type: 'GateOpen', reason: 'AwaitingWebhook', message: `gate ${gate.name} waits for its webhook to answer 2xx before ${weight} %` };
+}
+
+/** `hold`, with the gate or window the rollout waits for shown in the status. */
+function holdWith(ctx: PassContext, canary: ModelCanary, phase: Phase, waits: Pick<ModelCanaryStatus, 'gate' | 'window'>, reasonFor: { type: string; reason: string; message: string }, retryMs: number): Promise<ReconcileResult> {
+  const shown = { ...ctx.status, gate: waits.gate, window: waits.window };
+  const unchanged = JSON.stringify([ctx.status.gate?.name, ctx.status.window?.opensAt]) === JSON.stringify([waits.gate?.name, waits.window?.opensAt]);
+  return hold({ ...ctx, status: unchanged ? ctx.status : shown }, canary, phase, reasonFor, retryMs, unchanged ? undefined : shown);
+}
+
+/**
+ * Calls the webhooks of one type, in order, each within its timeout and retries; their problems,
+ * one per webhook that failed. A failure is reported where people look; only a preRollout one
+ * changes what the rollout does (it does not start).
+ */
+async function callWebhooks(ctx: PassContext, canary: ModelCanary, type: HookType, status: ModelCanaryStatus, occasion: string): Promise<string[]> {
+  const hooks = (canary.spec.analysis.webhooks ?? []).filter((h) => h.type === type);
+  const problems: string[] = [];
+  for (const hook of hooks) {
+    const answer = await (ctx.deps.webhooks ?? NO_WEBHOOKS).call(webhookCall(canary, status, type, hook, occasion), ctx.signal ?? AbortSignal.timeout(hook.timeout * (hook.retries + 1) + 30_000));
+    if (answer.ok) continue;
+    const problem = `webhook ${hook.name} (${type}): ${answer.problem}`;
+    problems.push(problem);
+    ctx.deps.log.warn({ canary: ctx.key, webhook: hook.name, type, problem: answer.problem }, 'webhook failed');
+    if (type !== 'preRollout') await tell(ctx, 'Warning', 'WebhookFailed', problem);
+  }
+  return problems;
 }
 
 /** No traffic moves before stable's requests can be measured: a rollout judged on nothing would be promoted blind. */
@@ -455,15 +572,42 @@ async function check(ctx: PassContext, canary: ModelCanary, router: TrafficRoute
   if (observation === undefined) return { requeueAfterMs: analysis.interval };
   // With watches, the sequential test is fed from counter differences since its last look.
   const unseen = watching ? unseenSince(previous, totals) : undefined;
-  const decision = decide(analysis, analysisStateOf(previous), { ...observation, sinceLastWatch: unseen && asSamples(unseen) });
   const judgedAt = ctx.deps.now();
+  const restrained = restrain(decide(analysis, analysisStateOf(previous), { ...observation, sinceLastWatch: unseen && asSamples(unseen) }), canary.spec, previous, judgedAt);
+  const decision = restrained.decision;
   // Without watches no mark is kept: a stale one would count old requests again once they start.
-  const status = { ...statusAfter(decision, previous, ctx.generation, windowEnd, judgedAt), watchMark: !watching ? undefined : totals === undefined ? previous.watchMark : markOf(totals, windowEnd) };
-  return judged(ctx, canary, router, decision, status);
+  const after = statusAfter(decision, previous, ctx.generation, windowEnd, judgedAt);
+  const ended = decision.action === 'promote' || decision.action === 'rollback';
+  const status: ModelCanaryStatus = {
+    ...after,
+    watchMark: !watching ? undefined : totals === undefined ? previous.watchMark : markOf(totals, windowEnd),
+    gate: ended ? undefined : restrained.gate,
+    window: ended ? undefined : restrained.window,
+    conditions: waitConditions(ctx, after.conditions ?? [], restrained),
+  };
+  const result = await judged(ctx, canary, router, decision, status, restrained.gate !== undefined && previous.gate?.name !== restrained.gate.name ? 'gated' : undefined);
+  if (!ended && ctx.status !== status) await callWebhooks(ctx, canary, 'rollout', status, windowEnd.toISOString());
+  // A webhook gate just reached is asked at once, not an interval later.
+  const unasked = restrained.gate?.approval === 'webhook' && restrained.gate.askedAt === undefined;
+  return unasked && result.requeueAfterMs !== undefined ? AGAIN : result;
+}
+
+/** GateOpen and InWindow say what holds the step, and turn True when it moves on. */
+function waitConditions(ctx: PassContext, conditions: Condition[], waits: { gate: ModelCanaryStatus['gate']; window: ModelCanaryStatus['window'] }): Condition[] {
+  let next = conditions;
+  const gate = waits.gate;
+  if (gate !== undefined) {
+    const spec = ctx.canary?.spec.analysis.gates?.find((g) => g.name === gate.name);
+    const held = spec === undefined ? { reason: 'AwaitingApproval', message: `gate ${gate.name}` } : gateCondition(spec, gate.weight);
+    next = condition(ctx, next, 'GateOpen', 'False', held.reason, held.message);
+  } else if (next.some((c) => c.type === 'GateOpen' && c.status === 'False')) next = condition(ctx, next, 'GateOpen', 'True', 'Opened', 'no gate holds the rollout');
+  if (waits.window !== undefined) next = condition(ctx, next, 'InWindow', 'False', 'OutsideWindow', waits.window.reason);
+  else if (next.some((c) => c.type === 'InWindow' && c.status === 'False')) next = condition(ctx, next, 'InWindow', 'True', 'InsideWindow', 'the rollout windows allow steps now');
+  return next;
 }
 
 /** A decision made: its status is written (the commit point), then the route follows, then people are told. */
-async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, decision: Decision, status: ModelCanaryStatus): Promise<ReconcileResult> {
+async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, decision: Decision, status: ModelCanaryStatus, told?: NotificationKind): Promise<ReconcileResult> {
   const previous = ctx.status;
   // The status is checked before anything is written: a status the API server refuses after
   // the route has moved would leave the two disagreeing, retried forever.
@@ -471,7 +615,7 @@ async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRout
   if (refused !== undefined) return holdOnBadStatus(ctx, canary, refused);
   const kinds = { advance: 'advanced', promote: 'promoted', rollback: 'rolledBack', hold: undefined } as const;
   const alarmed = decision.inconclusiveAlarm && (previous.inconclusiveChecks ?? 0) < canary.spec.analysis.inconclusiveLimit;
-  const kind = kinds[decision.action] ?? (alarmed ? 'noEvidence' : undefined);
+  const kind = told ?? kinds[decision.action] ?? (alarmed ? 'noEvidence' : undefined);
   const owing = kind === undefined ? status : announced(ctx, canary, { ...status, outbox: previous.outbox }, { kind, decision });
   if (!(await commit(ctx, owing))) return AGAIN;
   const applied = await router.apply(intentOf(canary.spec, status), ctx.signal);
@@ -500,8 +644,113 @@ async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRout
   ctx.deps.log.info({ canary: ctx.key, action: decision.action, weight: decision.weight, reason: decision.reason }, 'check');
   ctx.deps.observer?.checked?.(canary, decision, status, previous);
   const terminal = decision.action === 'promote' || decision.action === 'rollback';
+  if (terminal) await callWebhooks(ctx, canary, decision.action === 'promote' ? 'postRollout' : 'rollback', status, status.lastAnalysis?.judgedAt ?? '');
   if (routeBehind) return { requeueAfterMs: 1000 };
   return terminal ? {} : { requeueAfterMs: nextLookMs(canary) };
+}
+
+// ── Requests and gates ────────────────────────────────────────────────────────────────
+
+/** A decision a person (or a gate) made rather than a check: the last check's numbers stay in the status. */
+function madeByHand(ctx: PassContext, action: Decision['action'], weight: number, stepIndex: number, reason: string): { decision: Decision; status: ModelCanaryStatus } {
+  const previous = ctx.status;
+  const state = { ...analysisStateOf(previous), stepIndex, passedChecks: 0, carried: undefined, carriedChecks: undefined };
+  const decision: Decision = { action, weight, state, verdicts: [], reason, inconclusiveAlarm: false, warnings: [] };
+  const now = ctx.deps.now();
+  const after = statusAfter(decision, previous, ctx.generation, now, now);
+  // Nothing was measured: what the last check said about the metrics still holds.
+  const kept = (previous.conditions ?? []).filter((c) => c.type === 'MetricsAvailable' || c.type === 'StableMeetsBounds');
+  const conditions = (after.conditions ?? []).filter((c) => c.type !== 'MetricsAvailable' && c.type !== 'StableMeetsBounds').concat(kept);
+  const lastAnalysis = after.lastAnalysis === undefined ? undefined : { ...after.lastAnalysis, metrics: previous.lastAnalysis?.metrics ?? [] };
+  return { decision, status: { ...after, conditions, lastAnalysis, gate: undefined, window: undefined } };
+}
+
+/** A promote, abort or approve annotation with a value not acted on yet. */
+async function act(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, kind: RequestKind, value: string): Promise<ReconcileResult> {
+  const request = readRequest(value);
+  const who = actor(request);
+  const handled = { ...ctx.status.handled, [kind]: value };
+  const phase = ctx.status.phase;
+  const split = phase === 'Progressing' || phase === 'Paused' || phase === 'Failed';
+  const { steps } = canary.spec.analysis;
+  const step = ctx.status.currentStep ?? 0;
+  const refuse = async (why: string): Promise<ReconcileResult> => {
+    if (!(await commit(ctx, { ...ctx.status, handled }))) return AGAIN;
+    await tell(ctx, 'Warning', 'RequestIgnored', `${kind} by ${who} ignored: ${why}`);
+    return AGAIN;
+  };
+  if (kind === 'abort') {
+    if (!split) return refuse(`the rollout is ${phase ?? 'not started'}: nothing to abort`);
+    const made = madeByHand(ctx, 'rollback', 0, step, `aborted by ${who} at ${ctx.status.canaryWeight ?? 0} %: all traffic is back on stable ${canary.spec.stable.version}`);
+    const status = { ...made.status, handled, conditions: condition(ctx, made.status.conditions ?? [], 'Progressing', 'False', 'Aborted', made.decision.reason) };
+    return judged(ctx, canary, router, made.decision, status, 'aborted');
+  }
+  if (phase !== 'Progressing') return refuse(phase === 'Paused' ? 'the rollout is paused: resume it first' : `the rollout is ${phase ?? 'not started'}`);
+  if (kind === 'promote') {
+    const full = request?.full === true;
+    const next = full ? steps.length - 1 : Math.min(step + 1, steps.length - 1);
+    const weight = steps[next] ?? 100;
+    const action = next >= steps.length - 1 ? 'promote' : 'advance';
+    const skipped = (canary.spec.analysis.gates ?? []).filter((g) => g.before.some((w) => w > (ctx.status.canaryWeight ?? 0) && w <= weight));
+    const reason = full
+      ? `promoted by ${who} without analysis (--full): the canary takes all traffic from ${ctx.status.canaryWeight ?? 0} %`
+      : `${action === 'promote' ? 'promoted' : `advanced to ${weight} %`} by ${who}, skipping the rest of the analysis at ${ctx.status.canaryWeight ?? 0} %`;
+    const made = madeByHand(ctx, action, weight, next, reason);
+    const opened = skipped.map((g) => ({ name: g.name, weight: g.before.find((w) => w > (ctx.status.canaryWeight ?? 0) && w <= weight) ?? weight, by: `promoted by ${who}`, at: ctx.deps.now().toISOString() }));
+    const conditions = opened.length > 0 ? condition(ctx, made.status.conditions ?? [], 'GateOpen', 'True', 'Opened', `opened by ${who}'s promote`) : made.status.conditions;
+    return judged(ctx, canary, router, made.decision, { ...made.status, handled, conditions, openedGates: [...(ctx.status.openedGates ?? []), ...opened] });
+  }
+  const gate = ctx.status.gate;
+  if (gate === undefined || gate.approval !== 'manual') return refuse(gate === undefined ? 'no gate waits for approval' : `gate ${gate.name} waits for its webhook, not a person`);
+  if (request?.gate !== undefined && request.gate !== gate.name) return refuse(`the rollout waits at gate ${gate.name}, not ${request.gate}`);
+  return openGate(ctx, canary, router, `approved by ${who}`, handled);
+}
+
+/** The gate the rollout waits at opens: the route moves to the weight it guarded, unless another gate or the windows still hold it. */
+async function openGate(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, by: string, handled = ctx.status.handled): Promise<ReconcileResult> {
+  const gate = ctx.status.gate;
+  if (gate === undefined) return AGAIN;
+  const now = ctx.deps.now();
+  const openedGates = [...(ctx.status.openedGates ?? []), { name: gate.name, weight: gate.weight, by, at: now.toISOString() }];
+  const opened = `gate ${gate.name} before ${gate.weight} %: ${by}`;
+  const next = closedGate(canary.spec, openedGates, gate.weight);
+  const window = windowWait(canary.spec, ctx.status, now);
+  if (next !== undefined || window !== undefined) {
+    const waits = { gate: next === undefined ? undefined : gateWait(next, gate.weight, gate.step, gate.canaryVersion, ctx.status, now), window };
+    const status = { ...ctx.status, handled, openedGates, gate: waits.gate, window: waits.window, conditions: waitConditions(ctx, ctx.status.conditions ?? [], waits), message: `${opened}; still held` };
+    if (!(await commit(ctx, status))) return AGAIN;
+    await tell(ctx, 'Normal', 'GateOpened', opened);
+    return AGAIN;
+  }
+  const action = gate.step >= canary.spec.analysis.steps.length - 1 ? 'promote' : 'advance';
+  const made = madeByHand(ctx, action, gate.weight, gate.step, `${opened}; ${action === 'promote' ? 'promoting' : `advancing to ${gate.weight} %`}`);
+  const conditions = condition(ctx, made.status.conditions ?? [], 'GateOpen', 'True', 'Opened', opened);
+  return judged(ctx, canary, router, made.decision, { ...made.status, handled, openedGates, conditions });
+}
+
+/** A webhook gate is asked again; a 2xx opens it, anything else is shown and asked again next interval. */
+async function askGate(ctx: PassContext, canary: ModelCanary, router: TrafficRouter): Promise<ReconcileResult> {
+  const gate = ctx.status.gate;
+  const spec = canary.spec.analysis.gates?.find((g) => g.name === gate?.name);
+  if (gate === undefined || spec?.url === undefined) return commit(ctx, { ...ctx.status, gate: undefined }).then(() => AGAIN);
+  const answer = await (ctx.deps.webhooks ?? NO_WEBHOOKS).call(webhookCall(canary, ctx.status, 'gate', { name: gate.name, url: spec.url }, `${gate.weight}/${gate.since}`), budget(ctx));
+  ctx.signal?.throwIfAborted();
+  if (answer.ok) return openGate(ctx, canary, router, 'its webhook answered 2xx');
+  const asked = { ...gate, askedAt: ctx.deps.now().toISOString(), answer: answer.problem.slice(0, 1024) };
+  const conditions = condition(ctx, ctx.status.conditions ?? [], 'GateOpen', 'False', 'AwaitingWebhook', `gate ${gate.name} before ${gate.weight} %: ${answer.problem}`);
+  if (!(await commit(ctx, { ...ctx.status, gate: asked, conditions }))) return AGAIN;
+  return { requeueAfterMs: canary.spec.analysis.interval };
+}
+
+/** A gate stayed closed past its timeout: its onTimeout decides. */
+async function gateTimeout(ctx: PassContext, canary: ModelCanary, router: TrafficRouter): Promise<ReconcileResult> {
+  const gate = ctx.status.gate;
+  const spec = canary.spec.analysis.gates?.find((g) => g.name === gate?.name);
+  if (gate === undefined) return AGAIN;
+  const waited = `gate ${gate.name} was not opened before its timeout (${gate.deadline ?? '?'})`;
+  if (spec?.onTimeout === 'advance') return openGate(ctx, canary, router, `timed out (onTimeout: advance)`);
+  const made = madeByHand(ctx, 'rollback', 0, ctx.status.currentStep ?? 0, `${waited}: rolled back (onTimeout: rollback)`);
+  return judged(ctx, canary, router, made.decision, { ...made.status, conditions: condition(ctx, made.status.conditions ?? [], 'GateOpen', 'False', 'TimedOut', waited) });
 }
 
 // ── Helpers ───────────────────────────────────────────────────────────────────────────

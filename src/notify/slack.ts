@@ -62,6 +62,8 @@ const KINDS: Record<NotificationKind, { emoji: (severity: Severity) => string; s
   invalid: { emoji: () => '❌', says: () => 'held: invalid spec' },
   paused: { emoji: () => '⏸', says: () => 'paused' },
   resumed: { emoji: () => '▶️', says: () => 'resumed' },
+  gated: { emoji: () => '🚦', says: () => 'waits at a gate' },
+  aborted: { emoji: () => '⏹', says: () => 'aborted' },
 };
 
 /** The Block Kit message for a notification; every part within Slack's limits. */

@@ -169,6 +169,30 @@ export const invalidCases: InvalidCase[] = [
     zod: 'spec.analysis.metrics[2].min: min must not be greater than max',
   },
   {
+    name: 'webhook gate without a url',
+    edit: (s) => (s.analysis.gates = [{ name: 'ci', approval: 'webhook' }]),
+    cel: 'spec.analysis.gates[0].url: url is needed with approval: webhook, and only then',
+    zod: 'spec.analysis.gates[0].url: url is needed with approval: webhook, and only then',
+  },
+  {
+    name: 'gate before a weight that is not a step',
+    edit: (s) => (s.analysis.gates = [{ name: 'sre', approval: 'manual', before: [50] }]),
+    cel: 'spec.analysis: every weight a gate guards (gates[].before) must be one of steps',
+    zod: 'spec.analysis.gates[0].before[0]: 50 is not one of steps (10, 30, 100): a gate guards a step\'s weight',
+  },
+  {
+    name: 'webhook url with credentials',
+    edit: (s) => (s.analysis.webhooks = [{ name: 'load', type: 'rollout', url: 'http://user:pw@loadtester/' }]),
+    cel: 'spec.analysis.webhooks[0].url: must not hold credentials or a fragment (#): a webhook that needs a token gets it from its own network policy or path',
+    zod: 'spec.analysis.webhooks[0].url: must not hold credentials or a fragment (#): a webhook that needs a token gets it from its own network policy or path',
+  },
+  {
+    name: 'rollout window with six fields',
+    edit: (s) => (s.analysis.windows = [{ schedule: '0 0 9 * * 1-5', duration: '8h' }]),
+    cel: 'spec.analysis.windows[0].schedule: must be a cron schedule of five fields: minute hour day-of-month month day-of-week, such as "0 9 * * 1-5"',
+    zod: 'spec.analysis.windows[0].schedule: "0 0 9 * * 1-5" is not a cron schedule: it has 6 fields, and a first field of seconds is not supported; write five fields: minute hour day-of-month month day-of-week, such as "0 9 * * 1-5"',
+  },
+  {
     name: 'prometheus metric with a quantile',
     edit: (s) => (s.analysis.metrics[2].quantile = 0.5),
     cel: 'spec.analysis.metrics[2]: prometheus metrics take only',

@@ -104,6 +104,11 @@ export class RecordedEvents implements EventRecorder {
   reasons(): string[] {
     return this.events.map((e) => e.reason);
   }
+
+  /** The messages of the events with this reason, oldest first. */
+  messages(reason: string): string[] {
+    return this.events.filter((e) => e.reason === reason).map((e) => e.message);
+  }
 }
 
 interface Served {
