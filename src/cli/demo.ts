@@ -293,6 +293,7 @@ async function play(p: Play): Promise<number> {
   out.line('');
   out.line(`  Inspect it while it runs${p.keep ? '' : ' (--keep leaves it running)'}:`);
   out.line(`    kubectl --kubeconfig ${stage.kubeconfigFile} -n ${namespace} get modelcanaries,virtualservices`);
+  out.line(`    npx modelcanary status ${cast[0]?.role.name ?? 'NAME'} --kubeconfig ${stage.kubeconfigFile} -n ${namespace} --watch`);
   out.line('');
   for (const member of cast) out.line(`  ${member.role.name.padEnd(15)} ${member.canary.spec.stable.version} → ${member.canary.spec.canary.version}   ${member.role.story}`);
   out.line('');

@@ -453,7 +453,9 @@ export function renderStatus(view: StatusView, options: RenderOptions): string {
   lines.push([{ text: 'Name:'.padEnd(LABEL_WIDTH) }, { text: clean(r.name), paint: 'bold' }]);
   if (r.namespace !== undefined) lines.push([{ text: 'Namespace:'.padEnd(LABEL_WIDTH) }, { text: clean(r.namespace) }]);
   lines.push([{ text: 'Phase:'.padEnd(LABEL_WIDTH) }, { text: status.phase ?? 'none yet', paint: phasePaint(status.phase) }]);
-  if (status.message !== undefined && status.message !== '') lines.push(...field('Message:', clean(status.message), max));
+  // The message of a check is its reason, shown once under Last check.
+  const said = new Set([status.message, status.lastAnalysis?.reason].filter((t): t is string => t !== undefined && t !== ''));
+  if (status.message !== undefined && status.message !== '' && status.message !== status.lastAnalysis?.reason) lines.push(...field('Message:', clean(status.message), max));
   if (r.statusProblem !== undefined) lines.push(...field('Status:', `unreadable: ${clean(r.statusProblem)}`, max, 'red'));
   if (view.spec === undefined) lines.push(...field('Spec:', `invalid: ${clean(view.specProblems ?? 'see the Valid condition')}; nothing moves until it is fixed`, max, 'red'));
   if (r.model !== undefined) lines.push([{ text: 'Model:'.padEnd(LABEL_WIDTH) }, { text: clean(r.model) }]);
@@ -475,7 +477,8 @@ export function renderStatus(view: StatusView, options: RenderOptions): string {
   if (waiting !== undefined) lines.push(...field('Waiting for:', waiting, max, 'bold'));
 
   const unmet = (status.conditions ?? []).filter((c) => c.status === 'False');
-  if (unmet.length > 0) lines.push([], [{ text: 'Conditions that are False:' }], ...conditionTable(unmet, max));
+  const told = unmet.map((c) => (said.has(c.message) ? { ...c, message: '(as above)' } : c));
+  if (unmet.length > 0) lines.push([], [{ text: 'Conditions that are False:' }], ...conditionTable(told, max));
   lines.push(...eventLines(view, times, max));
   return emit(lines, options);
 }

@@ -55,6 +55,8 @@ Exit status: 0 listed, 2 the cluster could not be read.
 const RESOURCE = { group: GROUP, version: VERSION, plural: PLURAL };
 const MAX_BACKOFF_MS = 30_000;
 const ROUTE_EVERY_MS = 5_000;
+/** How long an ended watch waits for the event of its end before its last frame. */
+const FINAL_EVENTS_MS = 1500;
 const ROUTE_TIMEOUT_MS = 10_000;
 
 type Json = Record<string, unknown>;
@@ -472,7 +474,11 @@ async function watchStatus(reader: Reader, screen: Screen, initial: StatusView, 
         if (stopped()) return;
         setView({ routeWeight });
         if (!options.keep && rolloutEnded(state.view.object) && state.view.object === object) {
-          // The final frame, drawn now: the watch ends with it.
+          // The final frame: the event of the end is recorded just after the status that
+          // announces it, so the watch gives it a moment to arrive, then ends.
+          redraw();
+          await new Promise((resolve) => setTimeout(resolve, FINAL_EVENTS_MS));
+          if (stopped()) return;
           painter.draw(state.view);
           finish(endCode(object));
           return;
