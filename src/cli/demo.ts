@@ -34,6 +34,7 @@ import { parseCommand } from './args.ts';
 import { EXIT, type Io } from './io.ts';
 import { startController, type RunningController } from './run.ts';
 import { redact } from '../metrics/endpoints.ts';
+import { pause as sleep } from './pause.ts';
 
 const USAGE = `Usage: modelcanary demo [--kubeconfig FILE] [--keep] [--timeout 2m] [--rate N] [--without-prometheus] [--slack-webhook URL]
 
@@ -815,20 +816,4 @@ function verdictNumbers(member: Cast): string {
 
 function stamp(ms: number): string {
   return `[${String(Math.round(ms / 1000)).padStart(3)} s]`;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -18,6 +18,7 @@ import { parseCommand } from './args.ts';
 import { EXIT, type Io } from './io.ts';
 import { KUBE_OPTIONS, KUBE_USAGE, kubeProblem, loadKube } from './kube.ts';
 import { renderList, renderStatus, rolloutEnded, summaryOf, type RouteWeight, type StatusEvent, type StatusView } from './status-view.ts';
+import { pause } from './pause.ts';
 
 const STATUS_USAGE = `Usage: modelcanary status NAME [-w] [--keep] [-o json|yaml] [-n NS] [--context NAME] [--kubeconfig FILE]
 
@@ -673,21 +674,5 @@ function watchOnce(watch: Watch, feed: Feed, version: string | undefined, signal
           settle({ kind: 'failed' });
         },
       );
-  });
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
   });
 }
