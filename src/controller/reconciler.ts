@@ -329,11 +329,11 @@ async function hold(ctx: PassContext, canary: ModelCanary, phase: Phase, reasonF
   const existing = ctx.status.conditions?.find((c) => c.type === type);
   if (changed === undefined && existing?.status === 'False' && existing.message === message && ctx.status.phase === phase) return { requeueAfterMs: retryMs };
   const conditions = condition(ctx, ctx.status.conditions ?? [], type, 'False', reason, message);
-  const prefix = phase === 'Failed' ? `held at ${ctx.status.canaryWeight ?? 0} %: ` : phase === 'Pending' ? 'waiting to start: ' : '';
+  const prefix = phase === 'Failed' ? `held at ${ctx.status.canaryWeight ?? 0} %: ` : phase === 'Pending' || phase === 'Waiting' ? 'waiting to start: ' : '';
   let status: ModelCanaryStatus = { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message: `${prefix}${message}`.slice(0, 4096) };
   // Once per cause: a message that changes with each attempt (an address that times out, then refuses) is not news.
   if (existing?.status !== 'False' || existing.reason !== reason || ctx.status.phase !== phase) {
-    const summary = phase === 'Pending' ? `${canary.spec.model}: canary ${canary.spec.canary.version} waits to start (${reason})` : `${canary.spec.model}: held at ${ctx.status.canaryWeight ?? 0} % until a person acts (${reason})`;
+    const summary = phase === 'Pending' || phase === 'Waiting' ? `${canary.spec.model}: canary ${canary.spec.canary.version} waits to start (${reason})` : `${canary.spec.model}: held at ${ctx.status.canaryWeight ?? 0} % until a person acts (${reason})`;
     status = announced(ctx, canary, status, { kind: 'held', summary, reason: message });
   }
   if (!(await commit(ctx, status))) return AGAIN;
