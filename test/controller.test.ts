@@ -153,6 +153,35 @@ async function reasons(name: string): Promise<string[]> {
   return list.items.filter((e) => e.involvedObject.name === name).map((e) => e.reason ?? '');
 }
 
+test('the controller\'s own status writes start no pass: a new rollout costs two (the finalizer, the start), then none until a check is due', async () => {
+  const passes: string[] = [];
+  const quiet = new Controller(
+    {
+      canaries: new KubeCanaryClient(harness.kubeConfig),
+      routes: new KubeObjectStore(harness.kubeConfig),
+      providerFor: (_canary: ModelCanary) => Promise.resolve(provider),
+      events: new KubeEventRecorder(harness.kubeConfig),
+      log: { info: () => undefined, warn: () => undefined },
+      now: () => new Date(),
+    },
+    { kubeConfig: harness.kubeConfig, namespaces: [NS], reconcileTimeoutMs: 5000, onReconciled: (key) => passes.push(key) },
+  );
+  await quiet.start();
+  try {
+    await createPair('quiet', { interval: '5m', sequentialTest: { enabled: false } });
+    await until('quiet starts', () => status('quiet'), (s) => s.phase === 'Progressing');
+    await routeSettles('quiet', [90, 10]);
+    // Long enough for an echo of each write to have come back and been handled.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    assert.deepEqual(passes.filter((k) => k === `${NS}/quiet`).length, 2, passes.join(', '));
+    // A person's edit (here an annotation) still starts a pass at once.
+    await api.patchNamespacedCustomObject({ ...MCAN, name: 'quiet', body: { metadata: { annotations: { note: 'x' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await until('an edit starts a pass', () => Promise.resolve(passes.filter((k) => k === `${NS}/quiet`).length), (n) => n === 3, 10_000);
+  } finally {
+    await quiet.stop();
+  }
+});
+
 test('a healthy canary goes 10 → 30 → 100 and ends Succeeded; a bad one ends RolledBack at 100/0', async () => {
   const c = controller();
   await c.start();

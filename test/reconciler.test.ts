@@ -122,6 +122,30 @@ test('an empty answer where series existed is "could not measure": the mark is k
   assert.ok(!w.events.reasons().includes('RolledBack'));
 });
 
+test('a watch with nothing new since the last look writes nothing; one with new requests writes its mark', async () => {
+  const w = new World();
+  w.metrics.serve(w.clock.now(), 'v1', 2000, 2);
+  await w.add('m', { interval: '5m', watchInterval: '10s', sequentialTest: { enabled: true } });
+  await w.settle('m');
+  w.clock.advance(10 * SECOND);
+  w.traffic('v1', 'v2', 500, 0);
+  await w.settle('m');
+  const marked = await w.status('m');
+  assert.ok(marked.watchMark !== undefined);
+  const writes = w.canaries.statusWrites;
+  for (let i = 0; i < 3; i++) {
+    w.clock.advance(10 * SECOND);
+    const result = await w.settle('m');
+    assert.equal(result.requeueAfterMs, 10 * SECOND, 'it looks again at the next watch interval');
+  }
+  assert.equal(w.canaries.statusWrites, writes, 'no new requests: no status write');
+  w.clock.advance(10 * SECOND);
+  w.traffic('v1', 'v2', 500, 0);
+  await w.settle('m');
+  assert.equal(w.canaries.statusWrites, writes + 1);
+  assert.notDeepEqual((await w.status('m')).watchMark, marked.watchMark);
+});
+
 test('an invalid edit holds the rollout where it is, and fixing it resumes from there', async () => {
   const w = await started();
   await healthyCheck(w);

@@ -4,6 +4,7 @@
 
 import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
+import { shareConnections } from '../controller/kube-connections.ts';
 
 export const KUBE_OPTIONS = {
   kubeconfig: { type: 'string' },
@@ -55,7 +56,7 @@ export function loadKube(flags: KubeFlags, env: Record<string, string | undefine
   }
   if (kubeConfig.getCurrentCluster() === null) return { problem: 'no cluster to talk to: the kubeconfig has no current context; pass --kubeconfig FILE or --context NAME' };
   const namespace = flags.namespace ?? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? 'default';
-  return { kubeConfig, namespace };
+  return { kubeConfig: shareConnections(kubeConfig), namespace };
 }
 
 /** An API error in one line: the server's own message when it sent one, never a stack. */

@@ -14,6 +14,7 @@ import { readCredentials, readWebhookUrl } from '../controller/credentials.ts';
 import { Outbox, parseDestination, type Destination } from '../controller/outbox.ts';
 import { HttpWebhookCaller } from '../controller/webhooks.ts';
 import { RolloutSlots } from '../controller/slots.ts';
+import { shareConnections } from '../controller/kube-connections.ts';
 import { effectiveBounds } from '../controller/notifications.ts';
 import type { DeliveryOptions } from '../notify/delivery.ts';
 import type { Links } from '../notify/notifier.ts';
@@ -242,7 +243,8 @@ export interface RunningController {
 
 /** The controller, composed: informer, reconciler, routers, Prometheus providers, metrics server, leader election. */
 export async function startController(settings: ControllerSettings): Promise<RunningController> {
-  const { kubeConfig, log } = settings;
+  const { log } = settings;
+  const kubeConfig = shareConnections(settings.kubeConfig);
   const metrics = new ControllerMetrics(packageVersion());
   const policy: EndpointPolicy = { defaultAddress: settings.defaultPrometheus, named: settings.namedProviders ?? [], allowedPrefixes: settings.allowedPrometheus ?? [] };
   const providerFor = settings.metricsProvider === undefined ? prometheusProviders(kubeConfig, policy, metrics) : constant(settings.metricsProvider);

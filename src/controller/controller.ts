@@ -54,6 +54,8 @@ export class Controller {
   private readonly informers: (Informer<KubernetesObject> & ObjectCache<KubernetesObject>)[] = [];
   private readonly listers: Lister[] = [];
   private readonly listed = new Set<number>();
+  /** Per ModelCanary, what of it last started a pass (see `changed`). */
+  private readonly seen = new Map<string, string>();
   private readonly inFlight = new Set<Promise<void>>();
   private resyncTimer: ReturnType<typeof setInterval> | undefined;
   private stopped = false;
@@ -103,12 +105,23 @@ export class Controller {
       };
       this.listers.push(list);
       const informer = makeInformer(this.options.kubeConfig, path, list, labelSelector);
-      const enqueue = (object: KubernetesObject): void => {
-        this.enqueue(`${object.metadata?.namespace ?? 'default'}/${object.metadata?.name ?? ''}`, 0);
+      // Only what a person or another controller changes starts a pass: the spec (generation),
+      // annotations (requests), finalizers and deletion. The controller's own status writes come
+      // back through the watch too; each pass already asked to come back when it is next due.
+      const changed = (object: KubernetesObject): void => {
+        const key = keyOf(object);
+        const mark = JSON.stringify([object.metadata?.generation, object.metadata?.deletionTimestamp, object.metadata?.finalizers, object.metadata?.annotations]);
+        if (this.seen.get(key) === mark) return;
+        this.seen.set(key, mark);
+        this.enqueue(key, 0);
       };
-      informer.on('add', enqueue);
-      informer.on('update', enqueue);
-      informer.on('delete', enqueue);
+      const deleted = (object: KubernetesObject): void => {
+        this.seen.delete(keyOf(object));
+        this.enqueue(keyOf(object), 0);
+      };
+      informer.on('add', changed);
+      informer.on('update', changed);
+      informer.on('delete', deleted);
       // client-node's informer stops for good after a broken connection: start it again.
       informer.on('error', (error: unknown) => {
         if (this.stopped) return;
@@ -242,4 +255,8 @@ function hint(error: unknown): string {
   if (code === 404 || /\b404\b/.test(text)) return 'the ModelCanary CRD is not installed: kubectl apply -f crds/modelcanary.yaml';
   if (code === 429 || /\b429\b|TooManyRequests/.test(text)) return 'the API server is busy or still starting (a CRD just installed is served after its cache fills); this passes by itself';
   return 'is the API server address in the kubeconfig reachable from here?';
+}
+
+function keyOf(object: KubernetesObject): string {
+  return `${object.metadata?.namespace ?? 'default'}/${object.metadata?.name ?? ''}`;
 }

@@ -538,6 +538,8 @@ async function watchBetweenChecks(ctx: PassContext, canary: ModelCanary, router:
   if (totals === undefined) return again;
   const mark = markOf(totals, now);
   const fresh = previous.watchMark === undefined ? 'reset' : sinceMark(previous.watchMark, totals);
+  // Nothing served since the last look: nothing to feed the test, nothing to write.
+  if (fresh !== 'reset' && fresh.stable.requests === 0 && fresh.canary.requests === 0) return again;
   const watched = fresh === 'reset' ? { state: analysisStateOf(previous) } : watch(canary.spec.analysis, analysisStateOf(previous), fresh);
   if (watched.rollback === undefined) {
     const status = { ...previous, evidence: watched.state.evidence, watchMark: mark };
