@@ -60,6 +60,8 @@ Flags (environment variable in brackets):
                         start at most N rollouts at once; the rest wait in phase Waiting and
                         start, longest-waiting first, as others end; default: no cap
                         [MODELCANARY_MAX_CONCURRENT_ROLLOUTS]
+  --workers N           passes run at once (checks, watches, starts); the rest wait their turn, a
+                        person's edit first; default 32 [MODELCANARY_WORKERS]
   --dashboard-url TEMPLATE
                         a link in every message, {{namespace}}, {{name}} and {{model}}
                         substituted [MODELCANARY_DASHBOARD_URL]
@@ -89,6 +91,7 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       'leader-elect': { type: 'boolean' },
       resync: { type: 'string' },
       'max-concurrent-rollouts': { type: 'string' },
+      workers: { type: 'string' },
     },
     USAGE,
     io,
@@ -142,6 +145,12 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
     io.stderr.write(`modelcanary run: --max-concurrent-rollouts must be a whole number of at least 1, not ${capText}\n`);
     return EXIT.invalid;
   }
+  const workersText = values.workers ?? env.MODELCANARY_WORKERS ?? '32';
+  const workers = Number(workersText);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 1000) {
+    io.stderr.write(`modelcanary run: --workers must be a whole number from 1 to 1000, not ${workersText}\n`);
+    return EXIT.invalid;
+  }
   const resyncText = values.resync ?? env.MODELCANARY_RESYNC ?? '5m';
   const resyncMs = parseDuration(resyncText);
   if (resyncMs === undefined || resyncMs < 10_000) {
@@ -173,6 +182,7 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       log: createLogger({ level, destination: io.stderr as NodeJS.WritableStream & { isTTY?: boolean } }),
       resyncMs,
       maxConcurrentRollouts,
+      workers,
       leaderElection: leaderElect
         ? { namespace: podNamespace, identity: env.POD_NAME ?? `${hostname()}-${process.pid}` }
         : undefined,
@@ -221,6 +231,8 @@ export interface ControllerSettings {
   resyncMs?: number | undefined;
   /** The most rollouts in progress at once; default: no cap. */
   maxConcurrentRollouts?: number | undefined;
+  /** The most passes running at once; default 32. */
+  workers?: number | undefined;
 }
 
 export interface NotificationSettings {
@@ -331,6 +343,7 @@ export async function startController(settings: ControllerSettings): Promise<Run
         metrics.reconciled(seconds);
       },
       resyncMs: settings.resyncMs,
+      workers: settings.workers,
       log,
     },
   );

@@ -33,12 +33,16 @@ export interface ControllerOptions {
   onReconciled?: (key: string, seconds: number) => void;
   /** Where list and watch failures are reported (rate-limited), with what to check. */
   log?: Logger;
+  /** The most passes running at once; the rest wait their turn, a person's edit first. Default 32. */
+  workers?: number;
 }
 
 interface Entry {
   timer?: ReturnType<typeof setTimeout> | undefined;
   due?: number;
   running: boolean;
+  /** Waiting for a worker. */
+  queued: boolean;
   again: boolean;
   failures: number;
   /** Aborts the pass in flight. */
@@ -57,6 +61,10 @@ export class Controller {
   /** Per ModelCanary, what of it last started a pass (see `changed`). */
   private readonly seen = new Map<string, string>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** Keys due now, waiting for a worker: a person's edit (urgent) before what a timer brought. */
+  private readonly urgent: string[] = [];
+  private readonly due: string[] = [];
+  private busy = 0;
   private resyncTimer: ReturnType<typeof setInterval> | undefined;
   private stopped = false;
   private lastComplaint = new Map<string, { at: number; count: number }>();
@@ -113,11 +121,11 @@ export class Controller {
         const mark = JSON.stringify([object.metadata?.generation, object.metadata?.deletionTimestamp, object.metadata?.finalizers, object.metadata?.annotations]);
         if (this.seen.get(key) === mark) return;
         this.seen.set(key, mark);
-        this.enqueue(key, 0);
+        this.enqueue(key, 0, true);
       };
       const deleted = (object: KubernetesObject): void => {
         this.seen.delete(keyOf(object));
-        this.enqueue(keyOf(object), 0);
+        this.enqueue(keyOf(object), 0, true);
       };
       informer.on('add', changed);
       informer.on('update', changed);
@@ -162,16 +170,18 @@ export class Controller {
     await Promise.all(this.inFlight);
   }
 
-  enqueue(key: string, delayMs: number): void {
+  /** `urgent`: a change people made (a spec edit, a request), which goes before the passes timers brought. */
+  enqueue(key: string, delayMs: number, urgent = false): void {
     if (this.stopped) return;
-    const entry = this.entries.get(key) ?? { running: false, again: false, failures: 0 };
+    const entry = this.entries.get(key) ?? { running: false, queued: false, again: false, failures: 0 };
     this.entries.set(key, entry);
     if (entry.running) {
       if (delayMs === 0) entry.again = true;
       else this.schedule(key, entry, delayMs);
       return;
     }
-    this.schedule(key, entry, delayMs);
+    if (delayMs === 0) this.makeReady(key, entry, urgent);
+    else this.schedule(key, entry, delayMs);
   }
 
   private schedule(key: string, entry: Entry, delayMs: number): void {
@@ -182,8 +192,40 @@ export class Controller {
     entry.timer = setTimeout(() => {
       entry.timer = undefined;
       entry.due = undefined;
-      this.run(key, entry);
+      this.makeReady(key, entry, false);
     }, delayMs);
+  }
+
+  /** Due now: queued for a worker, once; an urgent turn overtakes a queued ordinary one. */
+  private makeReady(key: string, entry: Entry, urgent: boolean): void {
+    if (entry.running) {
+      entry.again = true;
+      return;
+    }
+    clearTimeout(entry.timer);
+    entry.timer = undefined;
+    entry.due = undefined;
+    if (entry.queued) {
+      const waiting = this.due.indexOf(key);
+      if (!urgent || waiting < 0) return;
+      this.due.splice(waiting, 1);
+    }
+    entry.queued = true;
+    (urgent ? this.urgent : this.due).push(key);
+    this.pump();
+  }
+
+  /** Starts queued passes while workers are free. */
+  private pump(): void {
+    const workers = this.options.workers ?? 32;
+    while (!this.stopped && this.busy < workers) {
+      const key = this.urgent.shift() ?? this.due.shift();
+      if (key === undefined) return;
+      const entry = this.entries.get(key);
+      if (entry === undefined) continue;
+      entry.queued = false;
+      this.run(key, entry);
+    }
   }
 
   private run(key: string, entry: Entry): void {
@@ -193,6 +235,7 @@ export class Controller {
       return;
     }
     entry.running = true;
+    this.busy++;
     const [namespace = 'default', name = ''] = key.split('/');
     const started = performance.now();
     const timeoutMs = this.options.reconcileTimeoutMs ?? 60_000;
@@ -217,11 +260,13 @@ export class Controller {
         this.options.onReconciled?.(key, (performance.now() - started) / 1000);
         entry.running = false;
         entry.abort = undefined;
+        this.busy--;
         this.inFlight.delete(work);
         if (entry.again) {
           entry.again = false;
-          this.schedule(key, entry, 0);
+          this.makeReady(key, entry, true);
         }
+        this.pump();
       });
     this.inFlight.add(work);
   }
