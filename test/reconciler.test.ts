@@ -122,7 +122,7 @@ test('an empty answer where series existed is "could not measure": the mark is k
   assert.ok(!w.events.reasons().includes('RolledBack'));
 });
 
-test('a watch with nothing new since the last look writes nothing; one with new requests writes its mark', async () => {
+test('a watch writes nothing when nothing was served since, nor when it leaves the canary far from a rollback; evidence toward one is written', async () => {
   const w = new World();
   w.metrics.serve(w.clock.now(), 'v1', 2000, 2);
   await w.add('m', { interval: '5m', watchInterval: '10s', sequentialTest: { enabled: true } });
@@ -142,8 +142,15 @@ test('a watch with nothing new since the last look writes nothing; one with new 
   w.clock.advance(10 * SECOND);
   w.traffic('v1', 'v2', 500, 0);
   await w.settle('m');
-  assert.equal(w.canaries.statusWrites, writes + 1);
-  assert.notDeepEqual((await w.status('m')).watchMark, marked.watchMark);
+  assert.equal(w.canaries.statusWrites, writes, 'healthy requests, far from a rollback: no status write');
+  assert.deepEqual((await w.status('m')).watchMark, marked.watchMark, 'the next look reads from the kept mark');
+  w.clock.advance(10 * SECOND);
+  w.metrics.serve(w.clock.now(), 'v1', 500, 0);
+  w.metrics.serve(w.clock.now(), 'v2', 500, 15);
+  await w.settle('m');
+  const s = await w.status('m');
+  assert.ok(w.canaries.statusWrites > writes, 'errors on the canary: written (or rolled back)');
+  assert.ok(s.phase === 'RolledBack' || (s.evidence ?? []).some((e: Json) => e.canaryEvents > 0), JSON.stringify(s.evidence));
 });
 
 test('an invalid edit holds the rollout where it is, and fixing it resumes from there', async () => {

@@ -186,6 +186,23 @@ export function watch(analysis: Analysis, state: AnalysisState, counts: VersionP
   return { state: failed, rollback: { action: 'rollback', weight: 0, state: failed, verdicts, reason, inconclusiveAlarm: false, warnings: [] } };
 }
 
+/**
+ * Whether a watch's evidence is worth a status write. A look that leaves every test far from
+ * rejecting (its likelihood ratio below the square root of the rejection threshold) need not be
+ * kept: the next look reads from the last kept mark and sees the same requests in one batch, so
+ * nothing is lost or counted twice, and a healthy rollout writes at its checks, not at every
+ * watch. Kept: a latency bound chosen in this look, and evidence half-way (in log terms) or more
+ * to a rollback.
+ */
+export function watchWorthKeeping(analysis: Analysis, before: readonly Evidence[], after: readonly Evidence[]): boolean {
+  const alpha = analysis.sequentialTest.falseAlarmRate / 2;
+  const halfWay = Math.log(1 / alpha) / 2;
+  return after.some((e) => {
+    const was = before.find((b) => b.metric === e.metric && b.quantile === e.quantile);
+    return was?.boundMs !== e.boundMs || logMixture(e) >= halfWay;
+  });
+}
+
 /** A version's value of `metric` over one look's counts: its 5xx ratio, or its latency quantile. */
 function lookValue(metric: Metric | undefined, counts: Counts): number | undefined {
   if (metric?.type === 'errorRate') return counts.requests > 0 ? counts.errors / counts.requests : undefined;

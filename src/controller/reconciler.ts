@@ -11,7 +11,7 @@ import { KIND, NotificationTarget, watchIntervalMs, type ModelCanary } from '../
 import { ModelCanaryStatus as StatusSchema, setCondition, type Condition, type ModelCanaryStatus, type Notification, type NotificationKind, type Phase } from '../api/status.ts';
 import { asSamples, type Counts, type Observation, type Sample, type VersionPair } from '../api/observation.ts';
 import { checkAgainst, checkModelCanary } from '../api/validate.ts';
-import { decide, watch, type Decision } from '../analysis/engine.ts';
+import { decide, watch, watchWorthKeeping, type Decision } from '../analysis/engine.ts';
 import type { MetricsProvider } from '../metrics/provider.ts';
 import { canaryKey, observeAll, versionSelectors } from '../metrics/observe.ts';
 import { renderMatchers } from '../metrics/promql.ts';
@@ -542,6 +542,8 @@ async function watchBetweenChecks(ctx: PassContext, canary: ModelCanary, router:
   if (fresh !== 'reset' && fresh.stable.requests === 0 && fresh.canary.requests === 0) return again;
   const watched = fresh === 'reset' ? { state: analysisStateOf(previous) } : watch(canary.spec.analysis, analysisStateOf(previous), fresh);
   if (watched.rollback === undefined) {
+    // Far from a rollback, a look is not written: the next one reads from the kept mark (see watchWorthKeeping).
+    if (fresh !== 'reset' && !watchWorthKeeping(canary.spec.analysis, previous.evidence ?? [], watched.state.evidence)) return again;
     const status = { ...previous, evidence: watched.state.evidence, watchMark: mark };
     const refused = refusedStatus(status);
     if (refused !== undefined) return holdOnBadStatus(ctx, canary, refused);
