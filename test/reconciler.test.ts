@@ -88,7 +88,8 @@ test('a slow check does not make the next one due at once: the new step is judge
 
   // Errors served while the slow check was out (still at 10 %) are not the 30 % step's evidence.
   w.metrics.serve(new Date(w.clock.now().getTime() - 50 * SECOND), 'v2', 1000, 400);
-  w.clock.advance(30 * SECOND);
+  // Metrics are read at whole seconds: the next check reads at the judgement plus the interval.
+  w.clock.advance(30 * SECOND - 60);
   w.traffic('v1', 'v2');
   await w.settle('m');
   assert.equal((await w.status('m')).phase, 'Succeeded');

@@ -15,6 +15,7 @@ import { Outbox, parseDestination, type Destination } from '../controller/outbox
 import { HttpWebhookCaller } from '../controller/webhooks.ts';
 import { RolloutSlots } from '../controller/slots.ts';
 import { shareConnections } from '../controller/kube-connections.ts';
+import { CoalescingProvider } from '../metrics/coalesce.ts';
 import { effectiveBounds } from '../controller/notifications.ts';
 import type { DeliveryOptions } from '../notify/delivery.ts';
 import type { Links } from '../notify/notifier.ts';
@@ -445,8 +446,9 @@ function prometheusProviders(kubeConfig: KubeConfig, policy: EndpointPolicy, met
       if (!read.ok) return { problem: read.problem };
       credentials = read.credentials;
     }
-    const provider = new PrometheusMetricsProvider(
-      new PrometheusClient({ address, headers, timeoutMs, credentials, onQuery: (seconds, outcome) => { metrics.queried(seconds, outcome); } }),
+    // Passes that read the same instant share one query (src/metrics/coalesce.ts).
+    const provider = new CoalescingProvider(
+      new PrometheusMetricsProvider(new PrometheusClient({ address, headers, timeoutMs, credentials, onQuery: (seconds, outcome) => { metrics.queried(seconds, outcome); } })),
     );
     providers.set(key, { provider, made: Date.now() });
     return provider;

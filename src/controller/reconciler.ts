@@ -531,7 +531,7 @@ async function watchBetweenChecks(ctx: PassContext, canary: ModelCanary, router:
   const again = { requeueAfterMs: Math.min(checkDue, watchIntervalMs(canary.spec.analysis)) };
   const previous = ctx.status;
   const provider = await ctx.deps.providerFor(canary);
-  const now = ctx.deps.now();
+  const now = readingInstant(ctx);
   // Unmeasurable now: the next look (or check) counts from the old mark, so nothing is lost.
   const totals = 'problem' in provider ? undefined : await readTotals(provider, canary, now, previous, budget(ctx));
   ctx.signal?.throwIfAborted();
@@ -558,9 +558,10 @@ async function watchBetweenChecks(ctx: PassContext, canary: ModelCanary, router:
 async function check(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, windowStart: Date): Promise<ReconcileResult> {
   const { analysis } = canary.spec;
   const previous = ctx.status;
-  const windowEnd = ctx.deps.now();
-  // Evidence since the window start, bounded so a long outage does not judge an hour at once.
-  const sinceMs = Math.min(Math.max(windowEnd.getTime() - windowStart.getTime(), 1000), 10 * analysis.interval);
+  const windowEnd = readingInstant(ctx);
+  // Evidence since the window start, bounded so a long outage does not judge an hour at once;
+  // in whole seconds, so that checks at one instant share one window and their queries.
+  const sinceMs = Math.min(Math.max(Math.round((windowEnd.getTime() - windowStart.getTime()) / 1000) * 1000, 1000), 10 * analysis.interval);
   const watching = analysis.sequentialTest.enabled && watchIntervalMs(analysis) < analysis.interval;
   const provider = await ctx.deps.providerFor(canary);
   const limit = budget(ctx);
@@ -758,6 +759,14 @@ async function gateTimeout(ctx: PassContext, canary: ModelCanary, router: Traffi
 }
 
 // ── Helpers ───────────────────────────────────────────────────────────────────────────
+
+/**
+ * When metrics are read: now, down to the whole second. Passes that run in the same second ask
+ * the same question, which a coalescing provider answers with one query for all of them.
+ */
+function readingInstant(ctx: PassContext): Date {
+  return new Date(Math.floor(ctx.deps.now().getTime() / 1000) * 1000);
+}
 
 function nextLookMs(canary: ModelCanary): number {
   const { analysis } = canary.spec;
