@@ -185,6 +185,8 @@ export class Controller {
   }
 
   private schedule(key: string, entry: Entry, delayMs: number): void {
+    // A pass that ends after stop() asks for no more: a timer set now would keep the process alive.
+    if (this.stopped) return;
     const due = Date.now() + delayMs;
     if (entry.timer !== undefined && entry.due !== undefined && entry.due <= due) return;
     clearTimeout(entry.timer);
@@ -251,6 +253,8 @@ export class Controller {
         if (result.requeueAfterMs !== undefined) this.schedule(key, entry, this.jitter(result.requeueAfterMs));
       })
       .catch((error: unknown) => {
+        // A pass cancelled by stop() did not fail: nothing to report or retry.
+        if (this.stopped) return;
         entry.failures++;
         this.options.onError?.(key, abort.signal.aborted ? abort.signal.reason : error);
         this.schedule(key, entry, Math.min(60_000, 500 * 2 ** Math.min(entry.failures, 7)));
