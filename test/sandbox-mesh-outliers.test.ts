@@ -309,7 +309,9 @@ test('one bad pod of three: ejected, let back, ejected for longer; retries hide 
     assert.match(active.join(','), /1,0,1/, 'retried v2: ejected, back, ejected again');
     const [one, two, three] = seen;
     assert.ok(one !== undefined && two !== undefined && three !== undefined);
-    assert.ok(three.at - two.at > two.at - one.at, `the second ejection lasts longer than the first: ${JSON.stringify(seen)}`);
+    // On a busy machine sweeps run late, which stretches either gap; only a lower bound is firm:
+    // the first ejection lasts 2 s and the second 4 s before the pod can be ejected again.
+    assert.ok(three.at - one.at >= 5_000, `two ejections of 2 s and then 4 s lie between the first and the third: ${JSON.stringify(seen)}`);
     assert.equal(stat(samples, 'ejections_enforced_consecutive_5xx', cluster('retried', 'v2')), stat(samples, 'ejections_enforced_total', cluster('retried', 'v2')));
     assert.equal(stat(samples, 'ejections_overflow', cluster('retried', 'v2')), 0);
     for (const name of ['ejections_enforced_total', 'ejections_active', 'ejections_overflow', 'ejections_detected_consecutive_5xx']) {
