@@ -16,6 +16,11 @@ export interface Restrained {
   window: WindowWait | undefined;
 }
 
+/** The gate of this name in the spec, if it is still there. */
+export function gateNamed(spec: ModelCanarySpec, name: string): Gate | undefined {
+  return spec.analysis.gates?.find((g) => g.name === name);
+}
+
 /** The first gate guarding `weight` that has not been opened in this rollout. */
 export function closedGate(spec: ModelCanarySpec, opened: readonly OpenedGate[] | undefined, weight: number): Gate | undefined {
   return (spec.analysis.gates ?? []).find((g) => g.before.includes(weight) && !(opened ?? []).some((o) => o.name === g.name && o.weight === weight));

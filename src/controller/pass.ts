@@ -18,6 +18,16 @@ export const RETRY_ANNOTATION = ACTION_ANNOTATIONS.retry;
 export const REQUESTS = ['abort', 'promote', 'approve'] as const;
 export type RequestKind = (typeof REQUESTS)[number];
 
+/** The values of the request annotations that are set. */
+export function requestsOf(annotations: Readonly<Record<string, string>> | undefined): Partial<Record<RequestKind, string>> {
+  const set: Partial<Record<RequestKind, string>> = {};
+  for (const request of REQUESTS) {
+    const value = annotations?.[ACTION_ANNOTATIONS[request]];
+    if (value !== undefined) set[request] = value;
+  }
+  return set;
+}
+
 export interface PassInput {
   now: Date;
   generation: number;

@@ -18,10 +18,10 @@ import { renderMatchers } from '../metrics/promql.ts';
 import type { RouteIntent } from '../routing/plan.ts';
 import { createReleaser, createRouter, routeOf, type ObjectStore, type ReleaseMode, type TrafficRouter } from '../routing/router.ts';
 import { apiErrorMessage } from './kube-errors.ts';
-import { choosePass, intentOf, isEnded, REQUESTS, RETRY_ANNOTATION, type Pass, type RequestKind, type StartReason } from './pass.ts';
-import { ACTION_ANNOTATIONS, actor, readRequest, SUSPENDED_BY_ANNOTATION } from '../api/actions.ts';
+import { choosePass, intentOf, isEnded, requestsOf, RETRY_ANNOTATION, type Pass, type RequestKind, type StartReason } from './pass.ts';
+import { actor, readRequest, SUSPENDED_BY_ANNOTATION } from '../api/actions.ts';
 import type { Gate } from '../api/modelcanary.ts';
-import { closedGate, gateWait, restrain, windowWait } from './gates.ts';
+import { closedGate, gateNamed, gateWait, restrain, windowWait } from './gates.ts';
 import { NO_WEBHOOKS, webhookCall, type WebhookCaller } from './webhooks.ts';
 import { UNLIMITED_SLOTS, type Slots } from './slots.ts';
 import type { HookType } from '../notify/hook.ts';
@@ -125,7 +125,7 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
     signal,
     targets: notificationTargets(object),
     canary: undefined,
-    requests: Object.fromEntries(REQUESTS.flatMap((r) => { const v = metadata.annotations?.[ACTION_ANNOTATIONS[r]]; return v === undefined ? [] : [[r, v]]; })),
+    requests: requestsOf(metadata.annotations),
   };
   const owed = ctx.status.outbox ?? [];
   if (owed.length > 0) {
@@ -324,13 +324,22 @@ async function holdInvalid(ctx: PassContext, problems: string, phase: Phase): Pr
 }
 
 /** A condition that keeps the rollout where it is, written once per distinct message. */
-async function hold(ctx: PassContext, canary: ModelCanary, phase: Phase, reasonFor: { type: string; reason: string; message: string }, retryMs: number, changed?: ModelCanaryStatus): Promise<ReconcileResult> {
+async function hold(
+  ctx: PassContext,
+  canary: ModelCanary,
+  phase: Phase,
+  reasonFor: { type: string; reason: string; message: string },
+  retryMs: number,
+  waits?: Pick<ModelCanaryStatus, 'gate' | 'window'>,
+): Promise<ReconcileResult> {
   const { type, reason, message } = reasonFor;
   const existing = ctx.status.conditions?.find((c) => c.type === type);
-  if (changed === undefined && existing?.status === 'False' && existing.message === message && ctx.status.phase === phase) return { requeueAfterMs: retryMs };
+  // A gate or window the rollout now waits for is news to show, even with the same condition.
+  const waitsMoved = waits !== undefined && (ctx.status.gate?.name !== waits.gate?.name || ctx.status.window?.opensAt !== waits.window?.opensAt);
+  if (!waitsMoved && existing?.status === 'False' && existing.message === message && ctx.status.phase === phase) return { requeueAfterMs: retryMs };
   const conditions = condition(ctx, ctx.status.conditions ?? [], type, 'False', reason, message);
   const prefix = phase === 'Failed' ? `held at ${ctx.status.canaryWeight ?? 0} %: ` : phase === 'Pending' || phase === 'Waiting' ? 'waiting to start: ' : '';
-  let status: ModelCanaryStatus = { ...ctx.status, phase, observedGeneration: ctx.generation, conditions, message: `${prefix}${message}`.slice(0, 4096) };
+  let status: ModelCanaryStatus = { ...ctx.status, ...waits, phase, observedGeneration: ctx.generation, conditions, message: `${prefix}${message}`.slice(0, 4096) };
   // Once per cause: a message that changes with each attempt (an address that times out, then refuses) is not news.
   if (existing?.status !== 'False' || existing.reason !== reason || ctx.status.phase !== phase) {
     const summary = phase === 'Pending' || phase === 'Waiting' ? `${canary.spec.model}: canary ${canary.spec.canary.version} waits to start (${reason})` : `${canary.spec.model}: held at ${ctx.status.canaryWeight ?? 0} % until a person acts (${reason})`;
@@ -403,24 +412,24 @@ async function clearedToStart(ctx: PassContext, canary: ModelCanary, waiting: Ph
   const window = windowWait(spec, ctx.status, now);
   if (window !== undefined) {
     const until = window.opensAt === undefined ? retryMs : Math.max(Math.min(Date.parse(window.opensAt) - now.getTime(), 60_000), 1000);
-    return held(holdWith(ctx, canary, waiting, { window, gate: undefined }, { type: 'InWindow', reason: 'OutsideWindow', message: `no traffic moves outside the rollout windows: ${window.reason}` }, until));
+    return held(hold(ctx, canary, waiting, { type: 'InWindow', reason: 'OutsideWindow', message: `no traffic moves outside the rollout windows: ${window.reason}` }, until, { window, gate: undefined }));
   }
   const opened: OpenedGates = [];
   for (let gate = closedGate(spec, opened, weight); gate !== undefined; gate = closedGate(spec, opened, weight)) {
     const by = await gateAnswer(ctx, canary, gate, weight, 'start');
     if (by === undefined) {
       const wait = gateWait(gate, weight, 0, spec.canary.version, ctx.status, now);
-      return held(holdWith(ctx, canary, waiting, { gate: wait, window: undefined }, gateCondition(gate, weight), retryMs));
+      return held(hold(ctx, canary, waiting, gateCondition(gate, weight), retryMs, { gate: wait, window: undefined }));
     }
     opened.push({ name: gate.name, weight, by, at: now.toISOString() });
   }
   const admission = (ctx.deps.slots ?? UNLIMITED_SLOTS).admit(ctx.key);
   if (!admission.admitted) {
     const message = `${admission.active} rollouts are in progress, the most this controller runs at once (--max-concurrent-rollouts ${admission.max}); this one is number ${admission.position} in line`;
-    return held(holdWith(ctx, canary, 'Waiting', { gate: undefined, window: undefined }, { type: 'Progressing', reason: 'WaitingForSlot', message }, retryMs));
+    return held(hold(ctx, canary, 'Waiting', { type: 'Progressing', reason: 'WaitingForSlot', message }, retryMs, { gate: undefined, window: undefined }));
   }
   const problems = await callWebhooks(ctx, canary, 'preRollout', { ...ctx.status, canaryWeight: 0, currentStep: 0, phase: 'Pending' }, `${spec.canary.version}/${ctx.generation}`);
-  if (problems.length > 0) return held(holdWith(ctx, canary, waiting, { gate: undefined, window: undefined }, { type: 'Preflight', reason: 'PreRolloutFailed', message: `a preRollout webhook said no: ${problems.join('; ')}` }, retryMs));
+  if (problems.length > 0) return held(hold(ctx, canary, waiting, { type: 'Preflight', reason: 'PreRolloutFailed', message: `a preRollout webhook said no: ${problems.join('; ')}` }, retryMs, { gate: undefined, window: undefined }));
   return { cleared: true, opened };
 }
 
@@ -442,13 +451,6 @@ function gateCondition(gate: Gate, weight: number): { type: string; reason: stri
   return gate.approval === 'manual'
     ? { type: 'GateOpen', reason: 'AwaitingApproval', message: `gate ${gate.name} waits for a person before ${weight} %: kubectl modelcanary approve` }
     : { type: 'GateOpen', reason: 'AwaitingWebhook', message: `gate ${gate.name} waits for its webhook to answer 2xx before ${weight} %` };
-}
-
-/** `hold`, with the gate or window the rollout waits for shown in the status. */
-function holdWith(ctx: PassContext, canary: ModelCanary, phase: Phase, waits: Pick<ModelCanaryStatus, 'gate' | 'window'>, reasonFor: { type: string; reason: string; message: string }, retryMs: number): Promise<ReconcileResult> {
-  const shown = { ...ctx.status, gate: waits.gate, window: waits.window };
-  const unchanged = JSON.stringify([ctx.status.gate?.name, ctx.status.window?.opensAt]) === JSON.stringify([waits.gate?.name, waits.window?.opensAt]);
-  return hold({ ...ctx, status: unchanged ? ctx.status : shown }, canary, phase, reasonFor, retryMs, unchanged ? undefined : shown);
 }
 
 /**
@@ -591,7 +593,7 @@ async function check(ctx: PassContext, canary: ModelCanary, router: TrafficRoute
     conditions: waitConditions(ctx, after.conditions ?? [], restrained),
   };
   const result = await judged(ctx, canary, router, decision, status, restrained.gate !== undefined && previous.gate?.name !== restrained.gate.name ? 'gated' : undefined);
-  if (!ended && ctx.status !== status) await callWebhooks(ctx, canary, 'rollout', status, windowEnd.toISOString());
+  if (!ended) await callWebhooks(ctx, canary, 'rollout', status, windowEnd.toISOString());
   // A webhook gate just reached is asked at once, not an interval later.
   const unasked = restrained.gate?.approval === 'webhook' && restrained.gate.askedAt === undefined;
   return unasked && result.requeueAfterMs !== undefined ? AGAIN : result;
@@ -602,7 +604,7 @@ function waitConditions(ctx: PassContext, conditions: Condition[], waits: { gate
   let next = conditions;
   const gate = waits.gate;
   if (gate !== undefined) {
-    const spec = ctx.canary?.spec.analysis.gates?.find((g) => g.name === gate.name);
+    const spec = ctx.canary === undefined ? undefined : gateNamed(ctx.canary.spec, gate.name);
     const held = spec === undefined ? { reason: 'AwaitingApproval', message: `gate ${gate.name}` } : gateCondition(spec, gate.weight);
     next = condition(ctx, next, 'GateOpen', 'False', held.reason, held.message);
   } else if (next.some((c) => c.type === 'GateOpen' && c.status === 'False')) next = condition(ctx, next, 'GateOpen', 'True', 'Opened', 'no gate holds the rollout');
@@ -696,12 +698,17 @@ async function act(ctx: PassContext, canary: ModelCanary, router: TrafficRouter,
     const next = full ? steps.length - 1 : Math.min(step + 1, steps.length - 1);
     const weight = steps[next] ?? 100;
     const action = next >= steps.length - 1 ? 'promote' : 'advance';
-    const skipped = (canary.spec.analysis.gates ?? []).filter((g) => g.before.some((w) => w > (ctx.status.canaryWeight ?? 0) && w <= weight));
+    const from = ctx.status.canaryWeight ?? 0;
     const reason = full
-      ? `promoted by ${who} without analysis (--full): the canary takes all traffic from ${ctx.status.canaryWeight ?? 0} %`
-      : `${action === 'promote' ? 'promoted' : `advanced to ${weight} %`} by ${who}, skipping the rest of the analysis at ${ctx.status.canaryWeight ?? 0} %`;
+      ? `promoted by ${who} without analysis (--full): the canary takes all traffic from ${from} %`
+      : `${action === 'promote' ? 'promoted' : `advanced to ${weight} %`} by ${who}, skipping the rest of the analysis at ${from} %`;
     const made = madeByHand(ctx, action, weight, next, reason);
-    const opened = skipped.map((g) => ({ name: g.name, weight: g.before.find((w) => w > (ctx.status.canaryWeight ?? 0) && w <= weight) ?? weight, by: `promoted by ${who}`, at: ctx.deps.now().toISOString() }));
+    // The gates the promote passes over count as opened by it.
+    const at = ctx.deps.now().toISOString();
+    const opened = (canary.spec.analysis.gates ?? []).flatMap((g) => {
+      const passed = g.before.find((w) => w > from && w <= weight);
+      return passed === undefined ? [] : [{ name: g.name, weight: passed, by: `promoted by ${who}`, at }];
+    });
     const conditions = opened.length > 0 ? condition(ctx, made.status.conditions ?? [], 'GateOpen', 'True', 'Opened', `opened by ${who}'s promote`) : made.status.conditions;
     return judged(ctx, canary, router, made.decision, { ...made.status, handled, conditions, openedGates: [...(ctx.status.openedGates ?? []), ...opened] });
   }
@@ -736,7 +743,7 @@ async function openGate(ctx: PassContext, canary: ModelCanary, router: TrafficRo
 /** A webhook gate is asked again; a 2xx opens it, anything else is shown and asked again next interval. */
 async function askGate(ctx: PassContext, canary: ModelCanary, router: TrafficRouter): Promise<ReconcileResult> {
   const gate = ctx.status.gate;
-  const spec = canary.spec.analysis.gates?.find((g) => g.name === gate?.name);
+  const spec = gate === undefined ? undefined : gateNamed(canary.spec, gate.name);
   if (gate === undefined || spec?.url === undefined) return commit(ctx, { ...ctx.status, gate: undefined }).then(() => AGAIN);
   const answer = await (ctx.deps.webhooks ?? NO_WEBHOOKS).call(webhookCall(canary, ctx.status, 'gate', { name: gate.name, url: spec.url }, `${gate.weight}/${gate.since}`), budget(ctx));
   ctx.signal?.throwIfAborted();
@@ -750,7 +757,7 @@ async function askGate(ctx: PassContext, canary: ModelCanary, router: TrafficRou
 /** A gate stayed closed past its timeout: its onTimeout decides. */
 async function gateTimeout(ctx: PassContext, canary: ModelCanary, router: TrafficRouter): Promise<ReconcileResult> {
   const gate = ctx.status.gate;
-  const spec = canary.spec.analysis.gates?.find((g) => g.name === gate?.name);
+  const spec = gate === undefined ? undefined : gateNamed(canary.spec, gate.name);
   if (gate === undefined) return AGAIN;
   const waited = `gate ${gate.name} was not opened before its timeout (${gate.deadline ?? '?'})`;
   if (spec?.onTimeout === 'advance') return openGate(ctx, canary, router, `timed out (onTimeout: advance)`);

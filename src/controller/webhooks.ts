@@ -23,7 +23,7 @@ export interface WebhookCaller {
 
 /** No webhook is allowed: every call is refused, saying how an operator allows one. */
 export const NO_WEBHOOKS: WebhookCaller = {
-  call: () => Promise.resolve({ ok: false, problem: 'is not under an address the operator allowed (modelcanary run --allow-webhook URL); allowed: none' }),
+  call: (call) => Promise.resolve({ ok: false, problem: checkHookUrl(call.url, []) ?? 'no webhook is allowed' }),
 };
 
 export class HttpWebhookCaller implements WebhookCaller {

@@ -15,26 +15,6 @@ export const HOOK_API_VERSION = 'modelcanary.io/webhook/v1';
 /** When the call is made: a webhook's type, or a gate asking whether it may open. */
 export type HookType = Webhook['type'] | 'gate';
 
-/** What the controller knows when it calls a hook. */
-export interface HookFacts {
-  type: HookType;
-  /** The webhook's or the gate's name. */
-  name: string;
-  canary: {
-    namespace: string;
-    name: string;
-    model: string;
-    stableVersion: string;
-    canaryVersion: string;
-    weight: number;
-    /** From 1. */
-    step: number;
-    steps: number;
-    phase: string;
-  };
-  metadata?: Readonly<Record<string, string>> | undefined;
-}
-
 /**
  * The JSON document POSTed to a webhook or a webhook gate:
  *
@@ -70,23 +50,20 @@ export interface HookBody {
   metadata: Record<string, string>;
 }
 
+/** What the controller knows of the ModelCanary when it calls a hook: the body's facts about it. */
+export type HookCanary = Omit<HookBody, 'apiVersion' | 'type' | 'hook' | 'metadata'>;
+
+export interface HookFacts {
+  type: HookType;
+  /** The webhook's or the gate's name. */
+  name: string;
+  canary: HookCanary;
+  metadata?: Readonly<Record<string, string>> | undefined;
+}
+
 export function hookBody(facts: HookFacts): HookBody {
-  const { canary } = facts;
-  return {
-    apiVersion: HOOK_API_VERSION,
-    type: facts.type,
-    hook: facts.name,
-    name: canary.name,
-    namespace: canary.namespace,
-    phase: canary.phase,
-    model: canary.model,
-    stableVersion: canary.stableVersion,
-    canaryVersion: canary.canaryVersion,
-    weight: canary.weight,
-    step: canary.step,
-    steps: canary.steps,
-    metadata: { ...facts.metadata },
-  };
+  const { name, namespace, phase, model, stableVersion, canaryVersion, weight, step, steps } = facts.canary;
+  return { apiVersion: HOOK_API_VERSION, type: facts.type, hook: facts.name, name, namespace, phase, model, stableVersion, canaryVersion, weight, step, steps, metadata: { ...facts.metadata } };
 }
 
 /** One POST of a hook body; JsonEndpoint's by default. */
