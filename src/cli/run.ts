@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { ModelCanary } from '../api/modelcanary.ts';
 import { Controller } from '../controller/controller.ts';
-import { KubeObjectStore } from '../controller/kube-store.ts';
+import { KubeObjectStore, SharedListStore } from '../controller/kube-store.ts';
 import { KubeCanaryClient, KubeEventRecorder } from '../controller/kube-canaries.ts';
 import { DEFAULT_TIMING, LeaderElector } from '../controller/leader.ts';
 import { apiErrorMessage } from '../controller/kube-errors.ts';
@@ -261,7 +261,8 @@ export async function startController(settings: ControllerSettings): Promise<Run
   const metrics = new ControllerMetrics(packageVersion());
   const policy: EndpointPolicy = { defaultAddress: settings.defaultPrometheus, named: settings.namedProviders ?? [], allowedPrefixes: settings.allowedPrometheus ?? [] };
   const providerFor = settings.metricsProvider === undefined ? prometheusProviders(kubeConfig, policy, metrics) : constant(settings.metricsProvider);
-  const store = new KubeObjectStore(kubeConfig);
+  // Lists (the DestinationRules of the subsets preflight) are shared between passes for 5 s.
+  const store = new SharedListStore(new KubeObjectStore(kubeConfig));
   let settledKey: (key: string) => void = () => undefined;
   const outbox = new Outbox({
     destinations: settings.notifications?.destinations ?? [],

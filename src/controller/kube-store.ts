@@ -57,3 +57,70 @@ export class KubeObjectStore implements ObjectStore {
 function plural(kind: string): string {
   return `${kind.toLowerCase()}s`;
 }
+
+/**
+ * Lists shared for a short while: starting a thousand rollouts in one namespace runs the
+ * subsets preflight a thousand times, and each listed every DestinationRule of the namespace
+ * (N² objects served). Callers within `ttlMs` of a list, or while it runs, share its answer.
+ * Reads and writes of single objects go straight through: they are fenced, lists are not.
+ * A rule created just after a list is seen by the next preflight, at most `ttlMs` later.
+ */
+export class SharedListStore implements ObjectStore {
+  private readonly inner: ObjectStore;
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+  private readonly lists = new Map<string, { at: number; items: Promise<Json[]> }>();
+
+  constructor(inner: ObjectStore, ttlMs = 5000, now: () => number = Date.now) {
+    this.inner = inner;
+    this.ttlMs = ttlMs;
+    this.now = now;
+  }
+
+  get(apiVersion: string, kind: string, namespace: string, name: string, signal?: AbortSignal): Promise<Json | undefined> {
+    return this.inner.get(apiVersion, kind, namespace, name, signal);
+  }
+
+  replace(object: Json, signal?: AbortSignal): Promise<'ok' | 'conflict'> {
+    return this.inner.replace(object, signal);
+  }
+
+  list(apiVersion: string, kind: string, namespace: string, signal?: AbortSignal): Promise<Json[]> {
+    const key = `${apiVersion}/${kind}/${namespace}`;
+    const now = this.now();
+    for (const [k, entry] of this.lists) if (now - entry.at > this.ttlMs) this.lists.delete(k);
+    const kept = this.lists.get(key);
+    if (kept !== undefined) return raced(kept.items, signal);
+    // The shared list runs to its own deadline, not the first caller's: a caller that gives up leaves it to the others.
+    const items = this.inner.list(apiVersion, kind, namespace, AbortSignal.timeout(30_000));
+    const entry = { at: now, items };
+    this.lists.set(key, entry);
+    // A failed list is not kept: the next caller asks again.
+    items.catch(() => {
+      if (this.lists.get(key) === entry) this.lists.delete(key);
+    });
+    return raced(items, signal);
+  }
+}
+
+/** The answer, or the caller's signal's reason when it gives up first. */
+function raced<T>(answer: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return answer;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const quit = (): void => {
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', quit, { once: true });
+    answer.then(
+      (value) => {
+        signal.removeEventListener('abort', quit);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', quit);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
