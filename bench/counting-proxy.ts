@@ -31,7 +31,10 @@ function endToEnd(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   return Object.fromEntries(Object.entries(headers).filter(([name]) => !HOP_BY_HOP.has(name)));
 }
 
-export async function startCountingProxy(target: string, classify: Classify): Promise<CountingProxy> {
+/** Sees each counted request's body, for a log of what was asked. */
+export type Tap = (key: string, body: string) => void;
+
+export async function startCountingProxy(target: string, classify: Classify, tap?: Tap): Promise<CountingProxy> {
   const upstream = new URL(target);
   // Kept-alive and unbounded, so that the proxy adds no connection churn of its own upstream:
   // what the client does with its connections is what is measured, at the proxy's front.
@@ -44,6 +47,13 @@ export async function startCountingProxy(target: string, classify: Classify): Pr
     const url = new URL(req.url ?? '/', upstream);
     const key = classify(req.method ?? 'GET', url);
     if (key !== undefined) counts.set(key, (counts.get(key) ?? 0) + 1);
+    if (key !== undefined && tap !== undefined) {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        tap(key, url.search.slice(1) + Buffer.concat(chunks).toString('utf8'));
+      });
+    }
     const sent = performance.now();
     const out = request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...endToEnd(req.headers), host: upstream.host }, agent },

@@ -6,9 +6,10 @@
 // progress goes to stderr.
 //
 //   node bench/scale.ts --canaries N [--interval 30s] [--watch-interval 10s] [--measure 60s]
-//                       [--scrape-interval 10s] [--log FILE]
+//                       [--scrape-interval 10s] [--log FILE] [--query-log FILE]
 //
-// How requests are counted, at the proxies, while every ModelCanary is Progressing:
+// How requests are counted, at the proxies, while every ModelCanary is Progressing, from one
+// interval after the last one started (so that every rollout has had its first check):
 // - API reads are GET requests: get, list and watch. A watch counts once, when it is opened;
 //   the events it streams afterwards are not requests. Writes are POST, PUT, PATCH and DELETE.
 //   Connections are the TCP connections the controller opened to the API proxy while measured
@@ -67,9 +68,11 @@ interface Options {
   scrapeIntervalMs: number;
   /** Where the controller logs, to keep; otherwise a file in the temporary folder. */
   logFile: string | undefined;
+  /** Where each Prometheus query is logged (when it came, its instant, its first words). */
+  queryLog: string | undefined;
 }
 
-const USAGE = 'usage: node bench/scale.ts --canaries N [--interval 30s] [--watch-interval 10s] [--measure 60s] [--scrape-interval 10s] [--log FILE]';
+const USAGE = 'usage: node bench/scale.ts --canaries N [--interval 30s] [--watch-interval 10s] [--measure 60s] [--scrape-interval 10s] [--log FILE] [--query-log FILE]';
 
 function parseOptions(args: string[]): Options {
   const { values } = parseArgs({
@@ -81,6 +84,7 @@ function parseOptions(args: string[]): Options {
       measure: { type: 'string' },
       'scrape-interval': { type: 'string', default: '10s' },
       log: { type: 'string' },
+      'query-log': { type: 'string' },
     },
   });
   const canaries = Number(values.canaries);
@@ -97,6 +101,7 @@ function parseOptions(args: string[]): Options {
     canaries,
     intervalMs,
     watchIntervalMs,
+    queryLog: values['query-log'],
     // Two intervals: every ModelCanary is checked at least once, whatever its phase in the interval.
     measureMs: values.measure === undefined ? 2 * intervalMs : duration('measure', values.measure),
     scrapeIntervalMs: duration('scrape-interval', values['scrape-interval']),
@@ -635,7 +640,19 @@ async function startWorld(options: Options, teardown: Teardown): Promise<World> 
   teardown.add(() => exporter.stop());
   const prometheus = await startPrometheus({ scrapeTargets: [exporter.target], scrapeInterval: `${options.scrapeIntervalMs / 1000}s` });
   teardown.add(() => prometheus.stop());
-  const prometheusProxy = await startCountingProxy(prometheus.url, classifyPrometheus);
+  // --query-log: every query's instant and its first words, one line each, to see which questions repeat.
+  const queryLog = options.queryLog === undefined ? undefined : await open(options.queryLog, 'w');
+  teardown.add(() => queryLog?.close());
+  const prometheusProxy = await startCountingProxy(
+    prometheus.url,
+    classifyPrometheus,
+    queryLog === undefined
+      ? undefined
+      : (_key, body) => {
+          const form = new URLSearchParams(body);
+          void queryLog.write(`${(Date.now() / 1000).toFixed(1)} ${form.get('time') ?? '-'} ${(form.get('query') ?? '').slice(0, 60)}\n`);
+        },
+  );
   teardown.add(() => prometheusProxy.stop());
   say(`sandbox ${sandbox.url} (proxy ${apiProxy.url}), Prometheus ${prometheus.url} (proxy ${prometheusProxy.url}) scraping ${versions.length} versions every ${options.scrapeIntervalMs / 1000} s`);
   await waitForScrapes(prometheus, versions.length, options.scrapeIntervalMs);
@@ -701,9 +718,17 @@ interface Measured {
   loadavg1: number;
 }
 
-/** The steady state: counters reset, then `measureMs` of every ModelCanary Progressing. */
+/**
+ * The steady state: one interval for every rollout's first check (the first looks at each new
+ * version are the start's cost, reported apart), counters reset, then `measureMs` of every
+ * ModelCanary Progressing.
+ */
 async function measure(world: World, controller: Controller, options: Options): Promise<Measured> {
-  say(`measuring for ${options.measureMs / 1000} s`);
+  say(`one interval (${options.intervalMs / 1000} s) for every first check, then measuring for ${options.measureMs / 1000} s`);
+  for (const end = performance.now() + options.intervalMs; performance.now() < end; ) {
+    await sleep(Math.min(1_000, end - performance.now()));
+    await controller.assertAlive();
+  }
   world.apiProxy.reset();
   world.prometheusProxy.reset();
   const before = await usage(controller, world.prometheus);

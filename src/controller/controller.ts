@@ -35,6 +35,8 @@ export interface ControllerOptions {
   log?: Logger;
   /** The most passes running at once; the rest wait their turn, a person's edit first. Default 32. */
   workers?: number;
+  /** Told of every object the informer brings, so that passes can start from it (InformedCanaries). */
+  cache?: { seen(object: Record<string, unknown>): void; gone(object: Record<string, unknown>): void };
 }
 
 interface Entry {
@@ -117,6 +119,7 @@ export class Controller {
       // annotations (requests), finalizers and deletion. The controller's own status writes come
       // back through the watch too; each pass already asked to come back when it is next due.
       const changed = (object: KubernetesObject): void => {
+        this.options.cache?.seen(object as Record<string, unknown>);
         const key = keyOf(object);
         const mark = JSON.stringify([object.metadata?.generation, object.metadata?.deletionTimestamp, object.metadata?.finalizers, object.metadata?.annotations]);
         if (this.seen.get(key) === mark) return;
@@ -124,6 +127,7 @@ export class Controller {
         this.enqueue(key, 0, true);
       };
       const deleted = (object: KubernetesObject): void => {
+        this.options.cache?.gone(object as Record<string, unknown>);
         this.seen.delete(keyOf(object));
         this.enqueue(keyOf(object), 0, true);
       };

@@ -2,6 +2,7 @@
 // their resourceVersion as precondition.
 
 import { ApiException, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { raced } from '../api/abort.ts';
 import type { ObjectStore } from '../routing/router.ts';
 import { withSignal } from './kube-options.ts';
 
@@ -101,26 +102,4 @@ export class SharedListStore implements ObjectStore {
     });
     return raced(items, signal);
   }
-}
-
-/** The answer, or the caller's signal's reason when it gives up first. */
-function raced<T>(answer: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return answer;
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const quit = (): void => {
-      reject(signal.reason as Error);
-    };
-    signal.addEventListener('abort', quit, { once: true });
-    answer.then(
-      (value) => {
-        signal.removeEventListener('abort', quit);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', quit);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
 }
