@@ -63,5 +63,43 @@ test('route exits 1 naming what does not fit, 2 on an unreadable file', async ()
   assert.equal(badWeight.code, 1);
   const missing = await modelcanary(['route', '--canary', 'examples/fraud-detector-istio.yaml', '--route', join(scratch, 'none.yaml'), '--weight', '30']);
   assert.equal(missing.code, 2);
-  assert.match(missing.stderr, /none\.yaml: cannot read: ENOENT/);
+  assert.match(missing.stderr, /none\.yaml: cannot read: no such file \(check the path\)/);
+});
+
+test('route and validate with InferencePool versions: the weights of the pools move, the timeout stays, missing pools are noted', async () => {
+  const example = 'examples/chat-inferencepool.yaml';
+  const valid = await modelcanary(['validate', example]);
+  assert.equal(valid.code, 0, valid.stdout);
+  assert.match(valid.stdout, /chat-inferencepool\.yaml: ModelCanary\/chat: valid/);
+
+  const run = await modelcanary(['route', '--canary', example, '--route', example, '--weight', '30']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stderr, '', 'both pools are in the file');
+  const route = parse(run.stdout);
+  assert.doesNotThrow(() => {
+    new HTTPRoute(route).validate();
+  });
+  const [rule] = route.spec.rules;
+  assert.deepEqual(rule.backendRefs, [
+    { group: 'inference.networking.k8s.io', kind: 'InferencePool', name: 'chat-pool-v1', weight: 70 },
+    { group: 'inference.networking.k8s.io', kind: 'InferencePool', name: 'chat-pool-v2', weight: 30 },
+  ]);
+  assert.deepEqual(rule.timeouts, { request: '120s' });
+
+  // The canary's pool left out of the file, and stable's written in the alpha API: said, not refused.
+  const text = readFileSync(join(root, example), 'utf8');
+  const [canaryAndRoute = '', stablePool = ''] = text.split(/\n---\n(?=apiVersion: inference)/);
+  const partial = join(scratch, 'one-pool.yaml');
+  writeFileSync(partial, `${canaryAndRoute}\n---\n${stablePool.replace('apiVersion: inference.networking.k8s.io/v1', 'apiVersion: inference.networking.x-k8s.io/v1alpha2')}`);
+  const noted = await modelcanary(['route', '--canary', partial, '--route', partial, '--weight', '10']);
+  assert.equal(noted.code, 0, noted.stderr);
+  assert.match(noted.stderr, /note: InferencePool chat-pool-v1 \(spec\.stable\.destination\.inferencePool\) is inference\.networking\.x-k8s\.io\/v1alpha2, but the backendRefs written name InferencePool v1 \(group inference\.networking\.k8s\.io\)/);
+  assert.match(noted.stderr, /note: InferencePool chat-pool-v2 \(spec\.canary\.destination\.inferencePool\) is not among the InferencePools in these files/);
+
+  // An InferencePool under Istio is refused by validation, with the field named.
+  const istio = join(scratch, 'istio-pool.yaml');
+  writeFileSync(istio, readFileSync(join(root, 'examples/fraud-detector-istio.yaml'), 'utf8').replace('destination: {host: fraud-detector, subset: v2, port: 8080}', 'destination: {inferencePool: fraud-detector-v2}'));
+  const refused = await modelcanary(['validate', istio]);
+  assert.equal(refused.code, 1, refused.stdout);
+  assert.match(refused.stdout, /spec\.canary\.destination\.inferencePool: inferencePool is for gatewayAPI: an Istio VirtualService routes to a host/);
 });

@@ -61,7 +61,7 @@ test('an invalid canary exits 1, an unreadable file exits 2', async () => {
   assert.match(invalid.stderr, /spec\.analysis\.failureThresold: unknown field/);
   const missing = await modelcanary(['simulate', '--canary', CANARY, '--scenario', join(scratch, 'nope.yaml')]);
   assert.equal(missing.code, 2);
-  assert.match(missing.stderr, /nope\.yaml: cannot read: ENOENT/);
+  assert.match(missing.stderr, /nope\.yaml: cannot read: no such file \(check the path\)/);
   const usage = await modelcanary(['simulate', '--canary', CANARY]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--canary and --scenario are required/);
@@ -70,7 +70,45 @@ test('an invalid canary exits 1, an unreadable file exits 2', async () => {
 test('custom PromQL metrics are said to be left out of the simulation', async () => {
   const run = await modelcanary(['simulate', '--canary', 'examples/chat-llm-vllm.yaml', '--scenario', 'examples/scenarios/healthy.yaml']);
   assert.equal(run.code, 0, run.stderr);
-  assert.match(run.stdout, /^not simulated \(custom PromQL, outlier ejections\): ttft-p95$/m);
+  assert.match(run.stdout, /^not simulated \(custom PromQL, outlier ejections, LLM presets without the scenario's ttftMs or interTokenMs\): ttft-p95$/m);
+  // The LLM presets of a chat model are left out against a scenario that gives no streaming latencies.
+  const presets = await modelcanary(['simulate', '--canary', LLM_CANARY, '--scenario', 'examples/scenarios/healthy.yaml']);
+  assert.match(presets.stdout, /^not simulated \(.*\): ttft-p95, itl-p95, e2e-p90$/m);
+});
+
+const LLM_CANARY = 'examples/chat-llm-presets.yaml';
+
+test('an LLM whose time to first token regressed is rolled back on TTFT, with both versions\' bounds, while 5xx and inter-token latency pass', async () => {
+  const run = await modelcanary(['simulate', '--canary', LLM_CANARY, '--scenario', 'examples/scenarios/llm/ttft-regression.yaml', '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout);
+  assert.equal(result.outcome, 'rolledBack');
+  assert.equal(result.finalWeight, 0);
+  assert.deepEqual(result.skippedMetrics, []);
+  const last = result.timeline.at(-1);
+  assert.match(last.reason, /^rolled back at once: ttft-p95: /);
+  const verdict = (name: string): { verdict: string; reason: string; interval?: { canary: { low: number } } } => last.verdicts.find((v: { name: string }) => v.name === name);
+  assert.equal(verdict('ttft-p95').verdict, 'fail');
+  assert.match(verdict('ttft-p95').reason, /canary TTFT p95 \d+ ms is above maxMs 1000 ms, which stable meets \(canary between 1000 ms and/);
+  assert.ok((verdict('ttft-p95').interval?.canary.low ?? 0) >= 1000, "the canary's whole range is beyond 1 s");
+  assert.notEqual(verdict('itl-p95').verdict, 'fail');
+  assert.notEqual(verdict('error-rate').verdict, 'fail');
+  // Within two checks at 10 %: users got slow first tokens for a minute at most.
+  assert.ok(result.endedAtSeconds <= 90, `rolled back at ${result.endedAtSeconds} s`);
+
+  const text = await modelcanary(['simulate', '--canary', LLM_CANARY, '--scenario', 'examples/scenarios/llm/ttft-regression.yaml']);
+  assert.match(text.stdout, /^ {28}ttft-p95 fail: canary between 1000 ms and [\d.]+ m?s, stable between [\d.]+ ms and [\d.]+ ms \(95 %\)$/m);
+});
+
+// More seeds: test/scenarios.test.ts, in process.
+test('a healthy LLM is promoted on TTFT, inter-token and end-to-end latency', async () => {
+  const run = await modelcanary(['simulate', '--canary', LLM_CANARY, '--scenario', 'examples/scenarios/llm/healthy.yaml', '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout);
+  assert.equal(result.outcome, 'promoted', result.timeline.at(-1)?.reason);
+  assert.equal(result.finalWeight, 100);
+  const judged = new Set(result.timeline.flatMap((e: { verdicts: { name: string }[] }) => e.verdicts.map((v) => v.name)));
+  for (const name of ['ttft-p95', 'itl-p95', 'e2e-p90']) assert.ok(judged.has(name), `${name} was judged`);
 });
 
 test('simulate shows the interval behind each verdict, and says when stable breaks a bound too', async () => {

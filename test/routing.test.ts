@@ -5,7 +5,7 @@ import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s
 import { checkModelCanary } from '../src/api/validate.ts';
 import type { ModelCanary } from '../src/api/modelcanary.ts';
 import { planVirtualService, finalVirtualService } from '../src/routing/istio.ts';
-import { planHttpRoute } from '../src/routing/gateway.ts';
+import { finalHttpRoute, planHttpRoute } from '../src/routing/gateway.ts';
 import { createRouter, MemoryObjectStore } from '../src/routing/router.ts';
 import { CANARY_BACKEND_ANNOTATION, ORIGINAL_ROUTES_ANNOTATION, type RouteIntent, type RouteTarget } from '../src/routing/plan.ts';
 import { seeded } from '../src/analysis/random.ts';
@@ -325,4 +325,178 @@ test('the router falls back to networking.istio.io/v1beta1 and names what is mis
   assert.deepEqual(await createRouter(canary(), store).apply(at(30)), { ok: true, written: true, found: { stable: 100, canary: 0 } });
   const empty = createRouter(canary(), new MemoryObjectStore());
   assert.deepEqual(await empty.inspect(at(30)), { ok: false, problem: 'VirtualService ml-serving/fraud-detector does not exist (looked for networking.istio.io/v1, networking.istio.io/v1beta1)' });
+});
+
+// ── InferencePool backends (Gateway API Inference Extension) ─────────────────────────────
+
+const POOL = { group: 'inference.networking.k8s.io', kind: 'InferencePool' };
+
+/** A chat model split between two InferencePools, beside a health rule and another model's pool that are not ours. */
+function poolRoute(): Json {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'chat', namespace: 'llm', labels: { team: 'genai' } },
+    spec: {
+      parentRefs: [{ name: 'inference-gateway', namespace: 'gateway' }],
+      hostnames: ['chat.example.com'],
+      rules: [
+        { name: 'health', matches: [{ path: { type: 'Exact', value: '/healthz' } }], backendRefs: [{ group: '', kind: 'Service', name: 'chat-router', port: 8080, weight: 1 }] },
+        {
+          name: 'chat-completions',
+          matches: [{ path: { type: 'PathPrefix', value: '/v1/chat/completions' } }],
+          filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-gateway', value: 'inference' }] } }],
+          timeouts: { request: '120s' },
+          backendRefs: [{ ...POOL, name: 'chat-pool-v1' }],
+        },
+        { name: 'embeddings', matches: [{ path: { type: 'PathPrefix', value: '/v1/embeddings' } }], backendRefs: [{ ...POOL, name: 'embed-pool', weight: 100 }] },
+      ],
+    },
+  };
+}
+
+const poolCanary = (edit: (m: Json) => void = () => undefined): ModelCanary =>
+  canary((m) => {
+    m.metadata = { name: 'chat', namespace: 'llm' };
+    m.spec.model = 'chat';
+    m.spec.trafficRouting = { gatewayAPI: { httpRoute: 'chat', ruleName: 'chat-completions' } };
+    m.spec.stable = { version: 'llama-3-8b', destination: { inferencePool: 'chat-pool-v1' } };
+    m.spec.canary = { version: 'llama-3-1-8b', destination: { inferencePool: 'chat-pool-v2' } };
+    edit(m);
+  });
+
+const ruleOf = (route: Json, name: string): Json => (route.spec.rules as Json[]).find((r) => r.name === name) ?? {};
+const refWeights = (route: Json, rule = 'chat-completions'): [string, number][] => (ruleOf(route, rule).backendRefs as Json[]).map((r) => [r.name, r.weight]);
+
+test('InferencePool backends: every weight of a step plan and the rollback, valid HTTPRoutes, everything else kept', () => {
+  const live = poolRoute();
+  const c = poolCanary();
+  const plan: { weight: number; stage: 'begin' | 'during' | 'end'; found: [number, number] }[] = [
+    { weight: 0, stage: 'begin', found: [100, 0] },
+    { weight: 10, stage: 'during', found: [100, 0] },
+    { weight: 30, stage: 'during', found: [90, 10] },
+    { weight: 100, stage: 'during', found: [70, 30] },
+    // A failed check at 100 % (before promotion) rolls back: all to stable, the rollout over.
+    { weight: 0, stage: 'end', found: [0, 100] },
+  ];
+  let current: Json = live;
+  for (const step of plan) {
+    const planned = planHttpRoute(current, target(c), step.weight, step.stage);
+    assert.ok(planned.ok, planned.ok ? '' : planned.problem);
+    const route = planned.object as Json;
+    assert.deepEqual(planned.found, { stable: step.found[0], canary: step.found[1] }, `found at ${step.weight}`);
+    assert.deepEqual(ruleOf(route, 'chat-completions').backendRefs, [
+      { ...POOL, name: 'chat-pool-v1', weight: 100 - step.weight },
+      { ...POOL, name: 'chat-pool-v2', weight: step.weight },
+    ]);
+    for (const kept of ['filters', 'matches', 'timeouts']) assert.deepEqual(ruleOf(route, 'chat-completions')[kept], ruleOf(live, 'chat-completions')[kept], kept);
+    assert.deepEqual(ruleOf(route, 'health'), ruleOf(live, 'health'));
+    assert.deepEqual(ruleOf(route, 'embeddings'), ruleOf(live, 'embeddings'), "another model's pool is not ours");
+    assert.deepEqual({ ...route.spec, rules: undefined }, { ...live.spec, rules: undefined });
+    assert.equal(route.metadata.labels.team, 'genai');
+    const annotations = route.metadata.annotations ?? {};
+    if (step.stage === 'end') {
+      assert.equal(annotations[CANARY_BACKEND_ANNOTATION], undefined);
+    } else {
+      assert.deepEqual(JSON.parse(annotations[CANARY_BACKEND_ANNOTATION]), { ...POOL, name: 'chat-pool-v2' });
+      assert.deepEqual(JSON.parse(annotations[ORIGINAL_ROUTES_ANNOTATION])[0].rule.backendRefs, [{ ...POOL, name: 'chat-pool-v1' }]);
+    }
+    assert.doesNotThrow(() => {
+      new HTTPRoute(route as never).validate();
+    });
+    current = route;
+  }
+  // Deleting the ModelCanary mid-rollout restores the route exactly.
+  const during = planHttpRoute(live, target(c), 30, 'begin');
+  assert.ok(during.ok);
+  const restored = finalHttpRoute(during.object, target(c), 'restore');
+  assert.ok(restored.ok);
+  assert.deepEqual(restored.object, live);
+});
+
+test('InferencePool backends: the router writes each weight through the store, only on change', async () => {
+  const store = new MemoryObjectStore();
+  store.put(poolRoute());
+  const router = createRouter(poolCanary(), store);
+  for (const weight of [10, 30, 100]) {
+    assert.deepEqual(await router.apply({ weight, pin: false, stage: 'during' }).then((r) => r.ok && r.written), true);
+    const live = (await store.get('gateway.networking.k8s.io/v1', 'HTTPRoute', 'llm', 'chat')) as Json;
+    assert.deepEqual(refWeights(live), [['chat-pool-v1', 100 - weight], ['chat-pool-v2', weight]]);
+  }
+  assert.deepEqual(await router.apply({ weight: 100, pin: false, stage: 'during' }), { ok: true, written: false, found: { stable: 0, canary: 100 } });
+  assert.equal(await router.preflight(), undefined);
+});
+
+test('InferencePool backends: a rule that does not fit is refused, naming the field and the fix', () => {
+  const cases: { name: string; edit: (rule: Json) => void; canary?: (m: Json) => void; problem: RegExp }[] = [
+    {
+      name: 'a Service and an InferencePool for the same version',
+      edit: (rule) => rule.backendRefs.push({ name: 'chat-pool-v1', port: 8000 }),
+      problem: /rule "chat-completions" of HTTPRoute chat mixes Service chat-pool-v1 port 8000 with InferencePool chat-pool-v1 for stable: a version is one backend; remove the Service backendRef \(spec\.stable\.destination\.inferencePool names InferencePool chat-pool-v1\)/,
+    },
+    {
+      name: 'a Service where the spec names an InferencePool',
+      edit: (rule) => (rule.backendRefs = [{ name: 'chat-pool-v1', port: 8000 }]),
+      problem: /sends stable's traffic to Service chat-pool-v1 port 8000, but spec\.stable\.destination\.inferencePool names InferencePool chat-pool-v1: make the backendRef \{group: inference\.networking\.k8s\.io, kind: InferencePool, name: chat-pool-v1\}, or set spec\.stable\.destination\.host and port instead of inferencePool/,
+    },
+    {
+      name: 'an InferencePool of the alpha API group',
+      edit: (rule) => (rule.backendRefs = [{ group: 'inference.networking.x-k8s.io', kind: 'InferencePool', name: 'chat-pool-v1' }]),
+      problem: /has a backendRef to InferencePool chat-pool-v1 \(group inference\.networking\.x-k8s\.io\), but spec\.stable\.destination\.inferencePool names InferencePool chat-pool-v1, group inference\.networking\.k8s\.io \(InferencePool v1\): set the backendRef's group to inference\.networking\.k8s\.io/,
+    },
+    {
+      name: 'an InferencePool where the spec names a Service',
+      edit: (rule) => (rule.backendRefs = [{ ...POOL, name: 'chat-v1' }]),
+      canary: (m) => {
+        m.spec.stable.destination = { host: 'chat-v1', port: 8000 };
+      },
+      problem: /sends stable's traffic to InferencePool chat-v1 \(group inference\.networking\.k8s\.io\), but spec\.stable\.destination\.host names Service chat-v1 port 8000: set spec\.stable\.destination\.inferencePool: chat-v1 \(without host and port\), or make the backendRef a Service/,
+    },
+    {
+      name: 'a stray InferencePool',
+      edit: (rule) => rule.backendRefs.push({ ...POOL, name: 'chat-pool-experimental', weight: 5 }),
+      problem: /sends traffic to InferencePool chat-pool-experimental \(group inference\.networking\.k8s\.io\), which is neither stable nor canary; modelcanary will not take traffic away from it/,
+    },
+    {
+      name: 'no backendRef for the stable pool',
+      edit: (rule) => (rule.backendRefs = [{ ...POOL, name: 'chat-pool-v0' }]),
+      canary: (m) => (m.spec.stable.destination = { inferencePool: 'chat-pool-v0-1' }),
+      problem: /has no backendRef for stable \(InferencePool chat-pool-v0-1\): check spec\.stable\.destination \(add \{group: inference\.networking\.k8s\.io, kind: InferencePool, name: chat-pool-v0-1\} to the rule's backendRefs\)/,
+    },
+  ];
+  for (const c of cases) {
+    const route = poolRoute();
+    c.edit(ruleOf(route, 'chat-completions'));
+    const plan = planHttpRoute(route, target(poolCanary(c.canary)), 10);
+    assert.ok(!plan.ok, c.name);
+    assert.match(plan.problem, c.problem, c.name);
+  }
+  // Istio routes to hosts: a spec that names an InferencePool there is refused even if validation was skipped.
+  const istio = canary();
+  istio.spec.canary.destination = { inferencePool: 'fraud-pool-v2' };
+  const refused = planVirtualService(realistic(), target(istio), 10, false);
+  assert.ok(!refused.ok && /spec\.canary\.destination names InferencePool fraud-pool-v2, which VirtualService fraud-detector cannot route to: .*route with spec\.trafficRouting\.gatewayAPI and an HTTPRoute, or set destination\.host/.test(refused.problem));
+});
+
+test('InferencePool backends: a canary pool replaced mid-rollout gives its share back; a Service stable can hand over to a pool', () => {
+  const first = poolCanary();
+  const during = planHttpRoute(poolRoute(), target(first), 30, 'begin');
+  assert.ok(during.ok);
+  const replaced = poolCanary((m) => (m.spec.canary = { version: 'qwen-2-7b', destination: { inferencePool: 'chat-pool-v3' } }));
+  const restarted = planHttpRoute(during.object, target(replaced), 10, 'begin');
+  assert.ok(restarted.ok, restarted.ok ? '' : restarted.problem);
+  assert.deepEqual(refWeights(restarted.object), [['chat-pool-v1', 90], ['chat-pool-v3', 10]]);
+
+  // From a Service to an InferencePool: the pool's backendRef is modelled on the Service's, without its port.
+  const route = poolRoute();
+  ruleOf(route, 'chat-completions').backendRefs = [{ name: 'chat-v1', port: 8000, filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { add: [{ name: 'x-backend', value: 'v' }] } }] }];
+  const migrating = poolCanary((m) => (m.spec.stable.destination = { host: 'chat-v1', port: 8000 }));
+  const moved = planHttpRoute(route, target(migrating), 30);
+  assert.ok(moved.ok, moved.ok ? '' : moved.problem);
+  const refs = ruleOf(moved.object, 'chat-completions').backendRefs as Json[];
+  assert.deepEqual(refs.map((r) => [r.group, r.kind, r.name, r.port, r.weight]), [[undefined, undefined, 'chat-v1', 8000, 70], [POOL.group, POOL.kind, 'chat-pool-v2', undefined, 30]]);
+  assert.deepEqual(refs[1]?.filters, refs[0]?.filters, "the backendRef's filters are kept");
+  assert.doesNotThrow(() => {
+    new HTTPRoute(moved.object as never).validate();
+  });
 });

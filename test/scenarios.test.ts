@@ -2,6 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { simulate } from '../src/analysis/simulator.ts';
 import { EXPECTED, loadScenarios, recommended } from '../bench/scenarios.ts';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { Scenario } from '../src/api/scenario.ts';
+import type { ModelCanarySpec } from '../src/api/modelcanary.ts';
+import { checkAgainst, checkModelCanary } from '../src/api/validate.ts';
 
 // Each scenario of examples/scenarios, run with the recommended settings over several seeds:
 // the outcome a user of the controller must get. (npm run bench runs 50 seeds and compares
@@ -87,4 +92,33 @@ test('the same seed gives the same rollout; another seed, another one', () => {
   assert.ok(scenario !== undefined);
   assert.deepEqual(simulate(policy.spec, scenario, { seed: 9 }), simulate(policy.spec, scenario, { seed: 9 }));
   assert.notDeepEqual(simulate(policy.spec, scenario, { seed: 9 }).requests, simulate(policy.spec, scenario, { seed: 10 }).requests);
+});
+
+// The LLM scenarios (examples/scenarios/llm) with the chat model's presets (examples/chat-llm-presets.yaml):
+// judged on TTFT, inter-token and end-to-end latency drawn over vLLM's own buckets.
+function llmScenario(file: string): Scenario {
+  const checked = checkAgainst(Scenario, parse(readFileSync(new URL(`../examples/scenarios/llm/${file}`, import.meta.url), 'utf8')));
+  assert.ok(checked.ok, JSON.stringify(checked.ok ? '' : checked.problems));
+  return checked.value;
+}
+
+function llmCanary(): ModelCanarySpec {
+  const checked = checkModelCanary(parse(readFileSync(new URL('../examples/chat-llm-presets.yaml', import.meta.url), 'utf8')));
+  assert.ok(checked.ok, JSON.stringify(checked.ok ? '' : checked.problems));
+  return checked.value.spec;
+}
+
+test('an LLM: a healthy version is promoted and a TTFT regression rolled back on TTFT, over 8 seeds, never failing a healthy check', () => {
+  const spec = llmCanary();
+  for (const seed of SEEDS) {
+    const healthy = simulate(spec, llmScenario('healthy.yaml'), { seed });
+    assert.equal(healthy.outcome, 'promoted', `seed ${seed}: ${healthy.timeline.at(-1)?.reason ?? ''}`);
+    assert.ok(healthy.timeline.every((e) => e.verdicts.every((v) => v.verdict !== 'fail')), `seed ${seed}: a healthy check failed`);
+    const regressed = simulate(spec, llmScenario('ttft-regression.yaml'), { seed });
+    assert.equal(regressed.outcome, 'rolledBack', `seed ${seed}`);
+    const last = regressed.timeline.at(-1);
+    assert.equal(last?.verdicts.find((v) => v.name === 'ttft-p95')?.verdict, 'fail', last?.reason);
+    assert.equal(last.weight, 0);
+    assert.ok(regressed.timeline.every((e) => e.weight <= 10), `seed ${seed}: the regression reached the next step`);
+  }
 });

@@ -8,7 +8,8 @@ import type { Phase } from '../api/status.ts';
 import type { BehaviourChange, ModelBehaviour, Scenario } from '../api/scenario.ts';
 import { decide, startState, watch, weightAt, type Action, type Decision, type EngineOptions } from './engine.ts';
 import { fromBucketCounts, histogramQuantile, ISTIO_BUCKETS_MS, type Histogram } from './histogram.ts';
-import { asSamples, type Counts, type VersionPair } from '../api/observation.ts';
+import { addCounts, asSamples, type Counts, type VersionPair } from '../api/observation.ts';
+import { isPresetType, latencyFamily, SECONDS_TO_MS, type PresetType } from '../api/presets.ts';
 import { binomial, multinomial, poisson, seeded, type Random } from './random.ts';
 import type { MetricVerdict } from './verdicts.ts';
 
@@ -40,7 +41,7 @@ export interface SimulationResult {
   /** Canary 5xx beyond what stable's error rate would have given the same requests. */
   excessCanaryErrors: number;
   timeline: TimelineEntry[];
-  /** Metrics of the spec the simulator cannot produce (custom PromQL), left out of the analysis. */
+  /** Metrics of the spec the simulator cannot produce (custom PromQL, ejections, LLM presets the scenario gives no streaming latencies for), left out of the analysis. */
   skippedMetrics: string[];
 }
 
@@ -53,8 +54,11 @@ const Z99 = 2.3263478740408408;
 export function simulate(spec: ModelCanarySpec, scenario: Scenario, options: SimulationOptions = {}): SimulationResult {
   const seed = options.seed ?? scenario.seed;
   const random = seeded(seed);
-  // Custom PromQL and ejections need a real query or a pod model: the simulator has neither.
-  const simulated = (m: Analysis['metrics'][number]): boolean => m.type !== 'prometheus' && m.type !== 'outliers';
+  // Custom PromQL and ejections need a real query or a pod model: the simulator has neither. An
+  // LLM preset needs the scenario to say how the versions stream (ttftMs, interTokenMs).
+  const simulated = (m: Analysis['metrics'][number]): boolean =>
+    m.type !== 'prometheus' && m.type !== 'outliers' && (!isPresetType(m.type) || (streams(scenario.stable, m.type) && streams(scenario.canary, m.type)));
+  const presets = spec.analysis.metrics.filter((m): m is PresetMetric => isPresetType(m.type) && simulated(m));
   const skippedMetrics = spec.analysis.metrics.filter((m) => !simulated(m)).map((m) => m.name);
   const analysis: Analysis = { ...spec.analysis, metrics: spec.analysis.metrics.filter(simulated) };
   const intervalSeconds = analysis.interval / 1000;
@@ -67,6 +71,8 @@ export function simulate(spec: ModelCanarySpec, scenario: Scenario, options: Sim
   const totals = { requests: { stable: 0, canary: 0 }, errors: { stable: 0, canary: 0 }, excess: 0 };
   let now = 0;
 
+  /** The presets' counts since the last check: only checks read them, as in the live controller. */
+  let presetCounts = new Map<string, VersionPair<Counts>>();
   /** Draws the requests of [from, to), splitting where scheduled changes take effect. */
   const drawSpan = (from: number, to: number, weight: number): VersionPair<Counts> => {
     const span = emptyPair();
@@ -74,6 +80,11 @@ export function simulate(spec: ModelCanarySpec, scenario: Scenario, options: Sim
       while (applied < changes.length && (changes[applied]?.atSeconds ?? Infinity) <= start) applyChange(world, changes[applied++]);
       const end = Math.min(to, changes[applied]?.atSeconds ?? Infinity);
       const drawn = drawSegment(random, world, weight, end - start);
+      for (const metric of presets) {
+        const more = { stable: drawPreset(random, metric, world.stable, drawn.stable), canary: drawPreset(random, metric, world.canary, drawn.canary) };
+        const before = presetCounts.get(metric.name);
+        presetCounts.set(metric.name, before === undefined ? more : { stable: addCounts(before.stable, more.stable), canary: addCounts(before.canary, more.canary) });
+      }
       addInto(span, drawn);
       totals.excess += drawn.canary.requests * world.stable.errorRate;
       start = end;
@@ -114,7 +125,9 @@ export function simulate(spec: ModelCanarySpec, scenario: Scenario, options: Sim
     }
     if (ended) break;
     now = checkAt;
-    const decision = decide(analysis, state, { sinceLastCheck: asSamples(interval), sinceLastWatch: asSamples(unseen), custom: {} }, options);
+    const custom = Object.fromEntries([...presetCounts].map(([name, pair]) => [name, asSamples(pair)]));
+    presetCounts = new Map();
+    const decision = decide(analysis, state, { sinceLastCheck: asSamples(interval), sinceLastWatch: asSamples(unseen), custom }, options);
     state = decision.state;
     ended = record(now, decision, interval);
   }
@@ -149,16 +162,16 @@ function drawSegment(random: Random, world: { stable: ModelBehaviour; canary: Mo
 
 function drawVersion(random: Random, model: ModelBehaviour, requests: number): Counts {
   const errors = binomial(random, requests, model.errorRate);
-  const perBucket = multinomial(random, requests, bucketProbabilities(model.latencyMs.p50, model.latencyMs.p99));
+  const perBucket = multinomial(random, requests, bucketProbabilities(model.latencyMs.p50, model.latencyMs.p99, ISTIO_BUCKETS_MS));
   return { requests, errors, latency: fromBucketCounts(ISTIO_BUCKETS_MS, perBucket) };
 }
 
 /** Probability of each bucket (and of +Inf) for a log-normal latency through p50 and p99. */
-function bucketProbabilities(p50: number, p99: number): number[] {
+function bucketProbabilities(p50: number, p99: number, bounds: readonly number[]): number[] {
   const mu = Math.log(p50);
   const sigma = (Math.log(p99) - mu) / Z99;
   let below = 0;
-  const probabilities = ISTIO_BUCKETS_MS.map((bound) => {
+  const probabilities = bounds.map((bound) => {
     const cdf = normalCdf((Math.log(bound) - mu) / sigma);
     const p = Math.max(0, cdf - below);
     below = Math.max(below, cdf);
@@ -185,10 +198,60 @@ function applyChange(world: { stable: ModelBehaviour; canary: ModelBehaviour; re
 }
 
 function changed(model: ModelBehaviour, change: BehaviourChange): ModelBehaviour {
+  const quantiles = (was: { p50: number; p99: number } | undefined, now: { p50?: number | undefined; p99?: number | undefined } | undefined) =>
+    was === undefined ? undefined : { p50: now?.p50 ?? was.p50, p99: now?.p99 ?? was.p99 };
   return {
     errorRate: change.errorRate ?? model.errorRate,
     latencyMs: { p50: change.latencyMs?.p50 ?? model.latencyMs.p50, p99: change.latencyMs?.p99 ?? model.latencyMs.p99 },
+    ttftMs: quantiles(model.ttftMs, change.ttftMs),
+    interTokenMs: quantiles(model.interTokenMs, change.interTokenMs),
+    outputTokens: change.outputTokens ?? model.outputTokens,
   };
+}
+
+// ── LLM presets ─────────────────────────────────────────────────────────────────────────
+
+type PresetMetric = Extract<Analysis['metrics'][number], { type: PresetType }>;
+
+/** Tokens an answer streams when the scenario does not say. */
+const DEFAULT_OUTPUT_TOKENS = 200;
+
+/** Whether a version's behaviour has what a preset needs. */
+function streams(model: ModelBehaviour, type: PresetType): boolean {
+  switch (type) {
+    case 'inferenceErrorRate':
+      return true;
+    case 'ttft':
+      return model.ttftMs !== undefined;
+    case 'interTokenLatency':
+      return model.interTokenMs !== undefined;
+    case 'e2eLatency':
+      return model.ttftMs !== undefined && model.interTokenMs !== undefined;
+  }
+}
+
+/**
+ * One version's counts of a preset for the requests just drawn, over the exporter's own buckets:
+ * the endpoint picker's errors are Istio's; TTFT is one observation per request; vLLM's
+ * inter-token latency one per token gap (the endpoint picker's TPOT one per request); and
+ * end-to-end latency is log-normal through the time to first token plus the median gap times the
+ * tokens after the first (an answer's gaps average out, so their spread adds little).
+ */
+function drawPreset(random: Random, metric: PresetMetric, model: ModelBehaviour, drawn: Counts): Counts {
+  if (metric.type === 'inferenceErrorRate') return { requests: drawn.requests, errors: drawn.errors };
+  const family = latencyFamily(metric.type, metric.source);
+  const bounds = family.bucketsS.map((b) => b * SECONDS_TO_MS);
+  const ttft = model.ttftMs ?? { p50: 1, p99: 2 };
+  const gap = model.interTokenMs ?? { p50: 1, p99: 2 };
+  const after = (model.outputTokens ?? DEFAULT_OUTPUT_TOKENS) - 1;
+  const [n, p50, p99] =
+    metric.type === 'ttft'
+      ? [drawn.requests, ttft.p50, ttft.p99]
+      : metric.type === 'interTokenLatency'
+        ? [family.observes === 'tokens' ? drawn.requests * after : drawn.requests, gap.p50, gap.p99]
+        : [drawn.requests, ttft.p50 + after * gap.p50, ttft.p99 + after * gap.p50];
+  const latency = fromBucketCounts(bounds, multinomial(random, n, bucketProbabilities(p50, p99, bounds)));
+  return { requests: n, errors: 0, latency };
 }
 
 function measure(interval: VersionPair<Counts>): TimelineEntry['measured'] {

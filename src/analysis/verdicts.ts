@@ -7,6 +7,7 @@ import type { Analysis, Metric } from '../api/modelcanary.ts';
 import type { Verdict } from '../api/status.ts';
 import type { Counts, Histogram, Sample, VersionPair } from '../api/observation.ts';
 import { histogramQuantile } from './histogram.ts';
+import { latencyFamily, type LlmLatencyType } from '../api/presets.ts';
 import { isAbove, isAtMost, pointQuantile, quantileBounds, ratioBounds, type Bounds } from './confidence.ts';
 import { describeBounds, formatMs, formatPercent, formatRatio, formatValue } from './format.ts';
 
@@ -52,9 +53,15 @@ export function judgeMetric(
   if (unmeasured !== undefined) return { ...base, ...unmeasured };
   switch (metric.type) {
     case 'errorRate':
-      return { ...base, ...judgeErrorRate(metric, samples, analysis, options) };
+      return { ...base, ...judgeErrorRate(metric, samples, analysis, options, '5xx ratio') };
+    case 'inferenceErrorRate':
+      return { ...base, ...judgeErrorRate(metric, samples, analysis, options, "error ratio at the endpoint picker") };
     case 'latency':
-      return { ...base, ...judgeLatency(metric, samples, analysis, options) };
+      return { ...base, ...judgeLatency(metric, samples, analysis, options, { subject: '', observations: 'requests' }) };
+    case 'ttft':
+    case 'interTokenLatency':
+    case 'e2eLatency':
+      return { ...base, ...judgeLatency(metric, samples, analysis, options, presetWording(metric)) };
     case 'prometheus':
       return { ...base, ...judgePrometheus(metric, samples, analysis, traffic, options) };
   }
@@ -114,11 +121,11 @@ function unmeasurable(samples: VersionPair<Sample>): Judgement | undefined {
   return undefined;
 }
 
-function tooFewRequests(counts: VersionPair<Counts>, minRequests: number): Judgement | undefined {
+function tooFewRequests(counts: VersionPair<Counts>, minRequests: number, observed = (n: number): string => `served ${n} requests`): Judgement | undefined {
   for (const version of ['canary', 'stable'] as const) {
     const served = counts[version].requests;
     if (served < minRequests || served === 0) {
-      return { verdict: 'inconclusive', reason: `${version} served ${served} requests in the window, fewer than minRequests (${minRequests})` };
+      return { verdict: 'inconclusive', reason: `${version} ${observed(served)} in the window, fewer than minRequests (${minRequests})` };
     }
   }
   return undefined;
@@ -220,7 +227,14 @@ function spike(analysis: Analysis, evidence: Evidence, failsAbove: number, what:
 
 // ── errorRate ───────────────────────────────────────────────────────────────────────────
 
-function judgeErrorRate(metric: Extract<Metric, { type: 'errorRate' }>, samples: VersionPair<Sample>, analysis: Analysis, options: JudgeOptions): Judgement {
+/** How a latency preset's quantile is named in reasons, and what its histogram counts. */
+function presetWording(metric: Extract<Metric, { type: LlmLatencyType }>): LatencyWording {
+  const family = latencyFamily(metric.type, metric.source);
+  const subject = metric.type === 'ttft' ? 'TTFT ' : metric.type === 'e2eLatency' ? 'end-to-end ' : metric.source === 'endpointPicker' ? 'time-per-output-token ' : 'inter-token ';
+  return { subject, observations: family.observes === 'tokens' ? 'token gaps' : 'requests' };
+}
+
+function judgeErrorRate(metric: { max: number }, samples: VersionPair<Sample>, analysis: Analysis, options: JudgeOptions, what: string): Judgement {
   const counts = bothCounts(samples);
   if ('verdict' in counts) return counts;
   const few = tooFewRequests(counts, analysis.minRequests);
@@ -244,7 +258,7 @@ function judgeErrorRate(metric: Extract<Metric, { type: 'errorRate' }>, samples:
   const numbers = `canary ${of(counts.canary)}${sure(evidence.canary, true)}; stable ${formatRatio(stable)}, ${of(counts.stable)}${sure(evidence.stable, false)}`;
   const outcome = combine([absoluteBound(metric.max, `max ${formatRatio(metric.max)}`, evidence, confidence, point)]);
   const interval = point ? undefined : { confidence, canary: evidence.canary, stable: evidence.stable };
-  const said = (spiked = ''): string => `${sentence(`canary 5xx ratio ${formatRatio(canary)}`, outcome.text)} (${numbers})${spiked}`;
+  const said = (spiked = ''): string => `${sentence(`canary ${what} ${formatRatio(canary)}`, outcome.text)} (${numbers})${spiked}`;
   if (outcome.verdict === 'fail') {
     const { severe, text } = spike(analysis, evidence, outcome.failsAbove ?? metric.max, 'max');
     return { verdict: 'fail', stable, canary, severe, interval, reason: said(text) };
@@ -254,17 +268,30 @@ function judgeErrorRate(metric: Extract<Metric, { type: 'errorRate' }>, samples:
 
 // ── latency ─────────────────────────────────────────────────────────────────────────────
 
-function judgeLatency(metric: Extract<Metric, { type: 'latency' }>, samples: VersionPair<Sample>, analysis: Analysis, options: JudgeOptions): Judgement {
+interface LatencyWording {
+  /** Before the quantile in reasons: "TTFT " makes "canary TTFT p95 612 ms". */
+  subject: string;
+  /** What one observation of the histogram is. */
+  observations: 'requests' | 'token gaps';
+}
+
+interface LatencyRule {
+  quantile: number;
+  maxMs?: number | undefined;
+  maxRatioToStable?: number | undefined;
+}
+
+function judgeLatency(metric: LatencyRule, samples: VersionPair<Sample>, analysis: Analysis, options: JudgeOptions, wording: LatencyWording): Judgement {
   const counts = bothCounts(samples);
   if ('verdict' in counts) return counts;
-  const few = tooFewRequests(counts, analysis.minRequests);
+  const few = tooFewRequests(counts, analysis.minRequests, wording.subject === '' ? undefined : (n) => `had ${n} ${wording.observations} measured`);
   if (few !== undefined) return few;
   const { latency: stableHistogram } = counts.stable;
   const { latency: canaryHistogram } = counts.canary;
   if (stableHistogram === undefined || canaryHistogram === undefined) return { verdict: 'inconclusive', reason: 'no latency histogram' };
   const { confidence } = analysis;
   const point = options.pointEstimates === true;
-  const label = `p${formatValue(metric.quantile * 100)}`;
+  const label = `${wording.subject}p${formatValue(metric.quantile * 100)}`;
   const stable = histogramQuantile(metric.quantile, stableHistogram);
   const canary = histogramQuantile(metric.quantile, canaryHistogram);
   if (Number.isNaN(canary)) return { verdict: 'inconclusive', reason: `canary ${label} is NaN (no observations in its histogram)` };
@@ -279,7 +306,7 @@ function judgeLatency(metric: Extract<Metric, { type: 'latency' }>, samples: Ver
     show: formatMs,
     ceiling: Infinity,
   };
-  const requests = (c: Counts): string => `${formatValue(c.requests)} requests`;
+  const requests = (c: Counts): string => `${formatValue(c.requests)} ${wording.observations}`;
   const sure = (b: Bounds, first: boolean): string => (point ? '' : `${describeBounds(b, formatMs, Infinity)}${first ? ` at ${formatPercent(confidence)}` : ''}, `);
   const numbers = `canary ${sure(evidence.canary, true)}${requests(counts.canary)}; stable ${formatMs(stable)}, ${sure(evidence.stable, false)}${requests(counts.stable)}`;
 
@@ -381,6 +408,6 @@ function judgePrometheus(
 export function intervalText(verdict: MetricVerdict): string | undefined {
   const { interval } = verdict;
   if (interval === undefined) return undefined;
-  const [show, ceiling] = verdict.type === 'errorRate' ? [formatRatio, 1] : [formatMs, Infinity];
+  const [show, ceiling] = verdict.type === 'errorRate' || verdict.type === 'inferenceErrorRate' ? [formatRatio, 1] : [formatMs, Infinity];
   return `canary ${describeBounds(interval.canary, show, ceiling)}, stable ${describeBounds(interval.stable, show, ceiling)} (${formatPercent(interval.confidence)})`;
 }

@@ -16,16 +16,45 @@ const latencyMs = annotate(
   },
 );
 
-export const ModelBehaviour = annotate(z.strictObject({ errorRate, latencyMs }), { description: 'How one version answers.' });
+// An LLM's streaming latencies, for the ttft, interTokenLatency and e2eLatency presets (docs/llm.md).
+const quantiles = (what: string) =>
+  annotate(
+    z.strictObject({
+      p50: annotate(z.number().gt(0).max(3_600_000), { description: `Median ${what} in milliseconds.` }),
+      p99: annotate(z.number().gt(0).max(3_600_000), { description: `99th percentile ${what} in milliseconds.` }),
+    }),
+    {
+      description: `Log-normal ${what} through these two quantiles.`,
+      rules: [rule('self.p99 > self.p50', 'p99 must be greater than p50', (l: { p50: number; p99: number }) => l.p99 > l.p50, ['p99'])],
+    },
+  );
+const ttftMs = quantiles('time to first token');
+const interTokenMs = quantiles('inter-token latency');
+const outputTokens = annotate(z.int().min(1).max(100_000), { description: 'Tokens each answer streams; end-to-end latency is the time to first token plus this many inter-token gaps.' });
+
+export const ModelBehaviour = annotate(
+  z.strictObject({ errorRate, latencyMs, ttftMs: ttftMs.optional(), interTokenMs: interTokenMs.optional(), outputTokens: outputTokens.optional() }),
+  { description: 'How one version answers. ttftMs, interTokenMs and outputTokens make it an LLM, for the LLM presets.' },
+);
 export type ModelBehaviour = z.output<typeof ModelBehaviour>;
 
 const partialLatency = annotate(
   z.strictObject({ p50: latencyMs.shape.p50.optional(), p99: latencyMs.shape.p99.optional() }),
   { description: 'Only the quantiles given change.' },
 );
-export const BehaviourChange = annotate(z.strictObject({ errorRate: errorRate.optional(), latencyMs: partialLatency.optional() }), {
-  description: 'Only the fields given change.',
-});
+const partialQuantiles = annotate(z.strictObject({ p50: ttftMs.shape.p50.optional(), p99: ttftMs.shape.p99.optional() }), { description: 'Only the quantiles given change.' });
+export const BehaviourChange = annotate(
+  z.strictObject({
+    errorRate: errorRate.optional(),
+    latencyMs: partialLatency.optional(),
+    ttftMs: partialQuantiles.optional(),
+    interTokenMs: partialQuantiles.optional(),
+    outputTokens: outputTokens.optional(),
+  }),
+  {
+    description: 'Only the fields given change.',
+  },
+);
 export type BehaviourChange = z.output<typeof BehaviourChange>;
 
 const requestsPerSecond = annotate(z.number().min(0).max(1_000_000), { description: 'Total traffic, split between the versions by the current weights.' });

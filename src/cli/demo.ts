@@ -19,7 +19,8 @@ import { GROUP, KIND, PLURAL, VERSION, type ModelCanary } from '../api/modelcana
 import type { ModelCanaryStatus } from '../api/status.ts';
 import { parseDuration } from '../api/duration.ts';
 import { checkModelCanary } from '../api/validate.ts';
-import { formatMs, formatRatio, formatValue } from '../analysis/format.ts';
+import { formatRatio } from '../analysis/format.ts';
+import { formatMetricValue } from '../controller/notifications.ts';
 import { apiErrorMessage } from '../controller/kube-errors.ts';
 import { withSignal } from '../controller/kube-options.ts';
 import { ScrapingMetricsProvider } from '../metrics/scrape-provider.ts';
@@ -36,7 +37,7 @@ import { startController, type RunningController } from './run.ts';
 import { redact } from '../metrics/endpoints.ts';
 import { pause as sleep } from './pause.ts';
 
-const USAGE = `Usage: modelcanary demo [--kubeconfig FILE] [--keep] [--timeout 2m] [--rate N] [--without-prometheus] [--slack-webhook URL]
+const USAGE = `Usage: modelcanary demo [--llm] [--kubeconfig FILE] [--keep] [--timeout 2m] [--rate N] [--without-prometheus] [--slack-webhook URL]
 
 Three rollouts on this machine, no cluster needed: a healthy upgrade that is promoted
 10 → 30 → 100 %, one whose canary starts failing at 30 % and is rolled back, and one whose
@@ -52,6 +53,10 @@ this machine. The cluster needs the ModelCanary and the Istio CRDs; the demo say
 install them when they are missing.
 
 Flags:
+  --llm                   two chat models on simulated vLLM pods instead, judged on time to
+                          first token and inter-token latency from vLLM's histograms: one
+                          promoted, one whose first tokens come 5× later rolled back (needs
+                          Prometheus; 120 requests/s by default)
   --kubeconfig FILE       run against this cluster instead of the embedded API server
   --keep                  leave everything running after the rollouts end, until Ctrl-C
   --timeout DURATION      give up when the rollouts have not ended by then; default 2m
@@ -103,6 +108,10 @@ interface Role {
   behaviour?: Behaviour;
   /** Judged on Prometheus queries the mesh's own counters cannot answer: left out without Prometheus. */
   needsPrometheus?: boolean;
+  /** The canary's own behaviour, when it differs from stable's from the start (an LLM regression). */
+  canaryBehaviour?: Behaviour;
+  /** The Host the load is sent with, when the route is not a Service's (an HTTPRoute's hostname). */
+  host?: string;
 }
 
 const ROLES: readonly Role[] = [
@@ -121,6 +130,24 @@ const ROLES: readonly Role[] = [
 ];
 
 const HEALTHY = { errorRate: 0.001, latencyMs: 40, latencySpread: 0.25 };
+
+/** vLLM pods answering a chat completion: a first token after about 120 ms, then 30 tokens 3 ms apart. */
+const STREAMING: Behaviour = { errorRate: 0.001, latencyMs: 0, llm: { ttftMs: 120, ttftSpread: 0.3, interTokenMs: 3, interTokenSpread: 0.25, outputTokens: 30 } };
+
+/** `demo --llm`: a chat model promoted on its streaming latencies, and one rolled back on a TTFT regression. */
+const LLM_ROLES: readonly Role[] = [
+  { file: 'chat-llm.yaml', name: 'chat', expect: 'Succeeded', story: 'streams as fast as v1', behaviour: STREAMING, needsPrometheus: true, host: 'chat.example.com' },
+  {
+    file: 'chat-llm-mini.yaml',
+    name: 'chat-mini',
+    expect: 'RolledBack',
+    host: 'chat-mini.example.com',
+    story: 'answers as well, but its first token comes 5× later',
+    behaviour: STREAMING,
+    canaryBehaviour: { ...STREAMING, llm: { ttftMs: 600, ttftSpread: 0.3, interTokenMs: 3, interTokenSpread: 0.25, outputTokens: 30 } },
+    needsPrometheus: true,
+  },
+];
 
 interface Cast {
   role: Role;
@@ -143,6 +170,7 @@ export async function runDemo(args: string[], io: Io, signal?: AbortSignal, env:
     args,
     {
       kubeconfig: { type: 'string' },
+      llm: { type: 'boolean' },
       keep: { type: 'boolean' },
       timeout: { type: 'string' },
       rate: { type: 'string' },
@@ -160,7 +188,8 @@ export async function runDemo(args: string[], io: Io, signal?: AbortSignal, env:
     io.stderr.write(`modelcanary demo: --timeout must be a duration such as 90s or 2m, not ${values.timeout ?? ''}\n`);
     return EXIT.unreadable;
   }
-  const rate = Number(values.rate ?? '60');
+  const llm = values.llm === true;
+  const rate = Number(values.rate ?? (llm ? '120' : '60'));
   if (!Number.isFinite(rate) || rate < 1 || rate > 2000) {
     io.stderr.write(`modelcanary demo: --rate must be a number of requests per second from 1 to 2000, not ${values.rate ?? ''}\n`);
     return EXIT.unreadable;
@@ -176,6 +205,10 @@ export async function runDemo(args: string[], io: Io, signal?: AbortSignal, env:
     return EXIT.unreadable;
   }
   const kubeconfigFile = values.kubeconfig === undefined ? undefined : resolvePath(io.cwd, values.kubeconfig);
+  if (llm && (values['without-prometheus'] === true || prometheusMissing(env.PATH) !== undefined)) {
+    io.stderr.write(`modelcanary demo: --llm needs Prometheus: its checks read vLLM's histograms through PromQL (${values['without-prometheus'] === true ? 'drop --without-prometheus' : 'apt-get install -y prometheus'})\n`);
+    return EXIT.unreadable;
+  }
 
   // Ctrl-C (or the caller's signal) ends the run at any point; cleanup runs either way. The
   // handlers stay until the cleanup is done, so that only a second Ctrl-C cuts it short.
@@ -192,7 +225,7 @@ export async function runDemo(args: string[], io: Io, signal?: AbortSignal, env:
   const leftBehind: string[] = [];
   let code: number;
   try {
-    code = await play({ io, env, out, stack, leftBehind, interrupted: interrupted.signal, kubeconfigFile, timeoutMs, rate, keep: values.keep === true, withoutPrometheus: values['without-prometheus'] === true, webhook: webhook === undefined ? undefined : { url: webhook, format } });
+    code = await play({ io, env, out, stack, leftBehind, interrupted: interrupted.signal, kubeconfigFile, timeoutMs, rate, llm, keep: values.keep === true, withoutPrometheus: values['without-prometheus'] === true, webhook: webhook === undefined ? undefined : { url: webhook, format } });
   } catch (error) {
     out.finishLive();
     io.stderr.write(`modelcanary demo: ${error instanceof Error ? error.message : String(error)}\n`);
@@ -219,6 +252,8 @@ interface Play {
   kubeconfigFile: string | undefined;
   timeoutMs: number;
   rate: number;
+  /** The LLM demo's cast (LLM_ROLES) instead of the classic models'. */
+  llm: boolean;
   keep: boolean;
   withoutPrometheus: boolean;
   webhook: { url: string; format: 'slack' | 'webhook' } | undefined;
@@ -233,26 +268,31 @@ async function play(p: Play): Promise<number> {
   if (typeof stage === 'number') return stage;
   const { kubeConfig, namespace } = stage;
   const prometheusAvailable = !p.withoutPrometheus && prometheusMissing(p.env.PATH) === undefined;
-  const cast = await readCast(namespace, prometheusAvailable);
+  const cast = await readCast(namespace, prometheusAvailable, p.llm ? LLM_ROLES : ROLES);
   if (typeof cast === 'string') {
     p.io.stderr.write(`modelcanary demo: ${cast}\n`);
     return EXIT.unreadable;
   }
   await stage.rehearse?.(cast.flatMap((member) => [...member.others, member.manifest]));
 
-  out.line(`modelcanary demo: ${cast.length === 2 ? 'two' : 'three'} model rollouts on a simulated Istio mesh, judged by the real controller`);
+  out.line(
+    p.llm
+      ? 'modelcanary demo: two chat model rollouts on simulated vLLM pods behind InferencePools, split by HTTPRoutes and judged on time to first token by the real controller'
+      : `modelcanary demo: ${cast.length === 2 ? 'two' : 'three'} model rollouts on a simulated Istio mesh, judged by the real controller`,
+  );
   out.line('');
   for (const member of cast) for (const object of member.others) await stage.create(object);
 
-  const mesh = await startMesh({ kubeConfig, namespace, workloads: cast.flatMap((member) => workloadsOf(member, namespace)) });
+  const mesh = await startMesh({ kubeConfig, namespace, workloads: cast.flatMap((member) => workloadsOf(member, namespace)), gatewayApi: p.llm });
   stack.push(() => mesh.stop());
   mesh.onRouteChange((change) => {
     routeChanged(change, cast, namespace, mesh, out);
   });
 
   for (const member of cast) {
-    const host = `${member.canary.spec.stable.destination.host}.${namespace}.svc.cluster.local`;
-    member.load = startLoad({ url: mesh.ingressUrl, host, path: `/v1/models/${member.canary.spec.model}:predict`, ratePerSecond: rate });
+    const host = member.role.host ?? `${member.canary.spec.stable.destination.host ?? ''}.${namespace}.svc.cluster.local`;
+    const path = member.role.behaviour?.llm === undefined ? `/v1/models/${member.canary.spec.model}:predict` : '/v1/chat/completions';
+    member.load = startLoad({ url: mesh.ingressUrl, host, path, ratePerSecond: rate });
     const load = member.load;
     stack.push(() => load.stop());
   }
@@ -293,7 +333,7 @@ async function play(p: Play): Promise<number> {
   if (p.webhook !== undefined) out.line(`  notifications             ${p.webhook.format === 'slack' ? 'Slack' : 'JSON webhook'} ${redact(p.webhook.url).replace(/(\/services\/[^/]+\/)[^/]+\/[^/]+$/, '$1…')}`);
   out.line('');
   out.line(`  Inspect it while it runs${p.keep ? '' : ' (--keep leaves it running)'}:`);
-  out.line(`    kubectl --kubeconfig ${stage.kubeconfigFile} -n ${namespace} get modelcanaries,virtualservices`);
+  out.line(`    kubectl --kubeconfig ${stage.kubeconfigFile} -n ${namespace} get modelcanaries,${p.llm ? 'httproutes,inferencepools' : 'virtualservices'}`);
   out.line(`    npx modelcanary status ${cast[0]?.role.name ?? 'NAME'} --kubeconfig ${stage.kubeconfigFile} -n ${namespace} --watch`);
   out.line('');
   for (const member of cast) out.line(`  ${member.role.name.padEnd(15)} ${member.canary.spec.stable.version} → ${member.canary.spec.canary.version}   ${member.role.story}`);
@@ -563,9 +603,9 @@ async function emptyNamespace(api: CustomObjectsApi, core: CoreV1Api, namespace:
 }
 
 /** The demo ModelCanaries and their routes, from examples/demo, moved into `namespace`. */
-async function readCast(namespace: string, prometheusAvailable: boolean): Promise<Cast[] | string> {
+async function readCast(namespace: string, prometheusAvailable: boolean, roles: readonly Role[]): Promise<Cast[] | string> {
   const cast: Cast[] = [];
-  for (const role of ROLES.filter((r) => prometheusAvailable || r.needsPrometheus !== true)) {
+  for (const role of roles.filter((r) => prometheusAvailable || r.needsPrometheus !== true)) {
     const file = fileURLToPath(new URL(role.file, MANIFESTS));
     let text: string;
     try {
@@ -588,20 +628,28 @@ function workloadsOf(member: Cast, namespace: string): WorkloadSpec[] {
   return [spec.stable, spec.canary].map((target) => ({
     name: `${spec.model}-${target.version}`,
     namespace,
-    service: target.destination.host,
+    service: target.destination.host ?? target.destination.inferencePool ?? '',
     labels: { app: spec.model, version: target.version },
-    behaviour: member.role.behaviour ?? HEALTHY,
+    behaviour: (target === spec.canary ? member.role.canaryBehaviour : undefined) ?? member.role.behaviour ?? HEALTHY,
     pods: member.role.pods,
+    // vLLM's --served-model-name, as the LLM presets select it by default (model_name="<model>-<version>").
+    servedModelName: `${spec.model}-${target.version}`,
   }));
 }
 
 /** The gateway applied a VirtualService: note the canary's weight, and break the canary on cue. */
 function routeChanged(change: RouteChange, cast: Cast[], namespace: string, mesh: Mesh, out: Output): void {
-  const member = cast.find((m) => m.canary.spec.trafficRouting.istio?.virtualService === change.name && change.namespace === namespace);
+  if (change.namespace !== namespace) return;
+  const member = cast.find((m) =>
+    change.kind === 'HTTPRoute' ? m.canary.spec.trafficRouting.gatewayAPI?.httpRoute === change.name : m.canary.spec.trafficRouting.istio?.virtualService === change.name,
+  );
   if (member === undefined) return;
-  const managed = member.canary.spec.trafficRouting.istio?.routes;
+  const { trafficRouting, canary: canaryTarget } = member.canary.spec;
+  const managed = change.kind === 'HTTPRoute' ? (trafficRouting.gatewayAPI?.ruleName === undefined ? undefined : [trafficRouting.gatewayAPI.ruleName]) : trafficRouting.istio?.routes;
   const route = change.routes.find((r) => managed === undefined || r.name === undefined || managed.includes(r.name));
-  const weight = route?.destinations.find((d) => d.subset === member.canary.spec.canary.destination.subset)?.weight ?? 0;
+  // An HTTPRoute's backendRefs are told apart by name (a Service's or an InferencePool's), a VirtualService's destinations by subset.
+  const canaryBackend = canaryTarget.destination.inferencePool ?? canaryTarget.destination.host;
+  const weight = route?.destinations.find((d) => (change.kind === 'HTTPRoute' ? d.host === canaryBackend : d.subset === canaryTarget.destination.subset))?.weight ?? 0;
   // The route as created (all on stable) is no step of the rollout; a gateway that first lists
   // it late (a CRD's storage still initializing) reports it after the listener is in place.
   if (member.weights.length === 0 && weight === 0) return;
@@ -808,7 +856,7 @@ function verdictNumbers(member: Cast): string {
   return analysis.metrics
     .map((m) => {
       const type = member.canary.spec.analysis.metrics.find((d) => d.name === m.name)?.type;
-      const format = (value: number | null | undefined): string => (typeof value !== 'number' ? '–' : type === 'errorRate' ? formatRatio(value) : type === 'latency' ? formatMs(value) : formatValue(value));
+      const format = (value: number | null | undefined): string => (typeof value !== 'number' || type === undefined ? '–' : formatMetricValue(type, value));
       return `${m.name} ${m.verdict} ${format(m.canary)} (stable ${format(m.stable)})`;
     })
     .join(' · ');

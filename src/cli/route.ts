@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import { KIND } from '../api/modelcanary.ts';
+import { INFERENCE_POOL_GROUP, KIND, type ModelCanary } from '../api/modelcanary.ts';
 import { checkModelCanary } from '../api/validate.ts';
 import { createRouter, MemoryObjectStore } from '../routing/router.ts';
 import { isRecord, readYamlFile } from './files.ts';
@@ -9,7 +9,9 @@ import { parseCommand } from './args.ts';
 const USAGE = `Usage: modelcanary route --canary FILE --route FILE --weight N [--pin] [-o yaml|json]
 
 Prints the VirtualService or HTTPRoute of --route as the controller would write it with the
-canary at N % (with the canary pin route when --pin): a dry run of the router.
+canary at N % (with the canary pin route when --pin): a dry run of the router. Versions may be
+Services or, with gatewayAPI, InferencePools; InferencePools in either file are checked against
+the ones the ModelCanary names.
 Exit status: 0 printed, 1 the route does not fit the ModelCanary, 2 a file cannot be read.
 `;
 
@@ -78,5 +80,29 @@ export async function runRoute(args: string[], io: Io): Promise<number> {
   const { resourceVersion: _version, ...cleanMetadata } = (written?.metadata ?? {}) as Record<string, unknown>;
   const output = { ...written, metadata: cleanMetadata };
   io.stdout.write(values.output === 'json' ? `${JSON.stringify(output, null, 2)}\n` : stringify(output, { lineWidth: 0 }));
+  const documents = [...canaryFile.documents, ...routeFile.documents].map((d) => d.toJS() as unknown).filter(isRecord);
+  for (const note of poolNotes(canary, documents)) io.stderr.write(`${values.route}: note: ${note}\n`);
   return EXIT.ok;
+}
+
+/**
+ * When the files hold InferencePools, the ones the ModelCanary names that they lack or hold in
+ * another API version than v1: the route printed would send that share to no pool.
+ */
+function poolNotes(canary: ModelCanary, documents: readonly Record<string, unknown>[]): string[] {
+  const pools = documents.filter((d) => d.kind === 'InferencePool');
+  if (pools.length === 0) return [];
+  const notes: string[] = [];
+  for (const which of ['stable', 'canary'] as const) {
+    const name = canary.spec[which].destination.inferencePool;
+    if (name === undefined) continue;
+    const pool = pools.find((p) => isRecord(p.metadata) && p.metadata.name === name);
+    const field = `spec.${which}.destination.inferencePool`;
+    if (pool === undefined) {
+      notes.push(`InferencePool ${name} (${field}) is not among the InferencePools in these files; the gateway has nowhere to send ${which}'s share until it exists`);
+    } else if (pool.apiVersion !== `${INFERENCE_POOL_GROUP}/v1`) {
+      notes.push(`InferencePool ${name} (${field}) is ${String(pool.apiVersion)}, but the backendRefs written name InferencePool v1 (group ${INFERENCE_POOL_GROUP}): create it as apiVersion ${INFERENCE_POOL_GROUP}/v1`);
+    }
+  }
+  return notes;
 }

@@ -75,7 +75,7 @@ const OUTCOME_WORDS = { promoted: 'promoted', rolledBack: 'rolled back', timeout
 
 function timeline(result: SimulationResult, name: string): string {
   const lines = [`scenario ${result.scenario} · seed ${result.seed} · ${KIND} ${name}`];
-  if (result.skippedMetrics.length > 0) lines.push(`not simulated (custom PromQL, outlier ejections): ${result.skippedMetrics.join(', ')}`);
+  if (result.skippedMetrics.length > 0) lines.push(`not simulated (custom PromQL, outlier ejections, LLM presets without the scenario's ttftMs or interTokenMs): ${result.skippedMetrics.join(', ')}`);
   lines.push('', '    time  weight  action    reason');
   const indent = ' '.repeat(28);
   for (const entry of result.timeline) {

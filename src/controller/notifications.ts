@@ -145,8 +145,12 @@ function lineOf(verdict: MetricVerdict, metric: Metric | undefined): MetricLine 
 export function formatMetricValue(type: Metric['type'], value: number): string {
   switch (type) {
     case 'errorRate':
+    case 'inferenceErrorRate':
       return formatRatio(value);
     case 'latency':
+    case 'ttft':
+    case 'interTokenLatency':
+    case 'e2eLatency':
       return formatMs(value);
     case 'prometheus':
       return formatValue(value);
@@ -160,9 +164,13 @@ export function boundOf(metric: Metric): string {
   const parts: string[] = [];
   switch (metric.type) {
     case 'errorRate':
+    case 'inferenceErrorRate':
       parts.push(`≤ ${formatRatio(metric.max)}`);
       break;
-    case 'latency': {
+    case 'latency':
+    case 'ttft':
+    case 'interTokenLatency':
+    case 'e2eLatency': {
       const q = `p${formatValue(metric.quantile * 100)}`;
       if (metric.maxMs !== undefined) parts.push(`${q} ≤ ${formatMs(metric.maxMs)}`);
       if (metric.maxRatioToStable !== undefined) parts.push(`${parts.length === 0 ? `${q} ` : ''}≤ ${formatValue(metric.maxRatioToStable)}× stable`);
@@ -197,8 +205,12 @@ export function effectiveBounds(metric: Metric, stable: number | null | undefine
   };
   switch (metric.type) {
     case 'errorRate':
+    case 'inferenceErrorRate':
       return { max: metric.max };
     case 'latency':
+    case 'ttft':
+    case 'interTokenLatency':
+    case 'e2eLatency':
       return { max: least(metric.maxMs, times(metric.maxRatioToStable)) };
     case 'prometheus':
       return { max: least(metric.max, times(metric.maxRatioToStable)), min: most(metric.min, times(metric.minRatioToStable)) };

@@ -1,10 +1,11 @@
 // From a ModelCanary to what the engine is shown: the selectors of its versions, its custom
 // queries rendered per version, and the observation assembled from the provider's answers.
 
-import type { ModelCanary } from '../api/modelcanary.ts';
+import type { Metric, ModelCanary } from '../api/modelcanary.ts';
+import { INFERENCE_COUNTERS, isPresetType, latencyFamily, presetLabels, settledWindow, type PresetType } from '../api/presets.ts';
 import type { Observation, Sample, VersionPair } from '../api/observation.ts';
-import type { MetricsProvider, VersionSelector } from './provider.ts';
-import { escapeString, promDuration, renderTemplate } from './promql.ts';
+import { PRESETS_NEED_PROMQL, type MetricsProvider, type VersionSelector } from './provider.ts';
+import { escapeString, presetQueries, promDuration, renderTemplate } from './promql.ts';
 
 type Which = 'stable' | 'canary';
 
@@ -60,7 +61,9 @@ export const EJECTED_NOW_METRIC = 'envoy_cluster_outlier_detection_ejections_act
 export function clusterNamePattern(canary: ModelCanary, which: Which): string {
   const { destination } = canary.spec[which];
   const namespace = canary.metadata.namespace ?? 'default';
-  const host = destination.host.includes('.') ? destination.host : `${destination.host}.${namespace}.svc.cluster.local`;
+  // An InferencePool has no Service host: validation asks for clusterName then, so this is never its default.
+  const name = destination.host ?? destination.inferencePool ?? '';
+  const host = name.includes('.') ? name : `${name}.${namespace}.svc.cluster.local`;
   const literal = (text: string): string => text.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
   const port = destination.port === undefined ? '[0-9]+' : String(destination.port);
   return `outbound\\|${port}\\|${literal(destination.subset ?? '')}\\|${literal(host)}`;
@@ -97,10 +100,11 @@ export async function observeAll(provider: MetricsProvider, canaries: readonly M
     provider.counts(selectors, sinceMs, at, signal),
     Promise.all(
       canaries.map(async (canary): Promise<Observation['custom']> => {
-        const metrics = canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus' || m.type === 'outliers');
+        const metrics = canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus' || m.type === 'outliers' || isPresetType(m.type));
         const values = await Promise.all(
           metrics.map(async (metric): Promise<[string, VersionPair<Sample>]> => {
-            const [stable, canaryValue] = await Promise.all([valueOf(provider, canary, metric.name, 'stable', at, signal, sinceMs), valueOf(provider, canary, metric.name, 'canary', at, signal, sinceMs)]);
+            const one = (which: Which): Promise<Sample> => (isPresetMetric(metric) ? presetOf(provider, canary, metric, which, at, signal, sinceMs) : valueOf(provider, canary, metric.name, which, at, signal, sinceMs));
+            const [stable, canaryValue] = await Promise.all([one('stable'), one('canary')]);
             return [metric.name, { stable, canary: canaryValue }];
           }),
         );
@@ -115,6 +119,32 @@ export async function observeAll(provider: MetricsProvider, canaries: readonly M
       return [canaryKey(canary), { sinceLastCheck: { stable: counts.get(stable.key) ?? missing, canary: counts.get(canarySelector.key) ?? missing }, custom: customs[i] ?? {} }];
     }),
   );
+}
+
+type PresetMetric = Extract<Metric, { type: PresetType }>;
+
+function isPresetMetric(metric: Metric): metric is PresetMetric {
+  return isPresetType(metric.type);
+}
+
+/**
+ * A preset's counts for one version over the check's window, from the exporter's own series
+ * (src/api/presets.ts). With maxRequestDuration the window starts no earlier than that long
+ * after the step began (`canary.status.stepStartedAt`): requests started before have finished.
+ */
+async function presetOf(provider: MetricsProvider, canary: ModelCanary, metric: PresetMetric, which: Which, at: Date, signal: AbortSignal | undefined, sinceMs: number): Promise<Sample> {
+  if (provider.presetCounts === undefined) return { kind: 'error', message: `${metric.name}: ${PRESETS_NEED_PROMQL}` };
+  const stepStarted = canary.status?.stepStartedAt === undefined ? undefined : new Date(canary.status.stepStartedAt);
+  const settle = metric.type === 'inferenceErrorRate' ? undefined : metric.maxRequestDuration;
+  const window = settledWindow(sinceMs, at, stepStarted, settle);
+  if (window.kind === 'waiting') {
+    return { kind: 'noData', reason: `waiting until ${window.until.toISOString()} (maxRequestDuration ${promDuration(settle ?? 0)} after the weight changed), when every request started before the change has finished: until then the histogram over-represents short requests` };
+  }
+  const { model } = canary.spec;
+  const modelLabel = metric.type === 'inferenceErrorRate' ? INFERENCE_COUNTERS.modelLabel : latencyFamily(metric.type, metric.source).modelLabel;
+  const labels = presetLabels(modelLabel, model, canary.spec[which].version, metric.labels?.[which]);
+  const sample = await provider.presetCounts(presetQueries(metric, labels, window.ms), at, signal);
+  return sample.kind === 'error' ? { ...sample, message: `${metric.name}: ${sample.message}` } : sample;
 }
 
 async function valueOf(provider: MetricsProvider, canary: ModelCanary, metricName: string, which: Which, at: Date, signal: AbortSignal | undefined, sinceMs: number): Promise<Sample> {

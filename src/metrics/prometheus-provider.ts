@@ -6,7 +6,7 @@
 import type { Counts, Histogram, Sample } from '../api/observation.ts';
 import type { MetricsProvider, VersionSelector } from './provider.ts';
 import type { PrometheusClient, QueryResult, Series } from './prometheus-client.ts';
-import { alternation, escapeString, promDuration, renderMatchers } from './promql.ts';
+import { alternation, escapeString, promDuration, renderMatchers, type PresetQueries } from './promql.ts';
 
 export interface IstioMetricsOptions {
   /** Which proxy's view to count; the destination sidecar sees every request the version served. */
@@ -52,6 +52,10 @@ export class PrometheusMetricsProvider implements MetricsProvider {
     return answers;
   }
 
+  presetCounts(queries: PresetQueries, at: Date, signal?: AbortSignal): Promise<Sample> {
+    return presetCountsFrom(this.client, queries, at, signal);
+  }
+
   async value(query: string, at: Date, signal?: AbortSignal): Promise<Sample> {
     const result = await this.client.query(query, at, signal);
     switch (result.kind) {
@@ -67,6 +71,31 @@ export class PrometheusMetricsProvider implements MetricsProvider {
       }
     }
   }
+}
+
+/**
+ * A preset's counts: each query answers one vector; missing requests (or buckets) mean the
+ * exporter's series are not there, which `queries.missing` explains. A missing error counter is
+ * zero errors: labelled counters appear only at their first increment.
+ */
+export async function presetCountsFrom(client: PrometheusClient, queries: PresetQueries, at: Date, signal?: AbortSignal): Promise<Sample> {
+  const ask = (query: string | undefined): Promise<QueryResult | undefined> => (query === undefined ? Promise.resolve(undefined) : client.query(query, at, signal));
+  const [requests, errors, buckets] = await Promise.all([ask(queries.requests), ask(queries.errors), ask(queries.buckets)]);
+  const failed = [requests, errors, buckets].find((r) => r !== undefined && r.kind !== 'vector');
+  if (failed !== undefined) return { kind: 'error', message: failed.kind === 'error' ? failed.message : 'expected an instant vector' };
+  const series = (r: QueryResult | undefined): Series[] => (r?.kind === 'vector' ? r.series : []);
+  const latency = buckets === undefined ? undefined : histogram(series(buckets).map((s) => ({ ...s, labels: { ...s.labels, le: scaleBound(s.labels.le ?? 'NaN', queries.boundScale) } })));
+  if (buckets !== undefined && latency === undefined) return { kind: 'noData', reason: queries.missing };
+  if (requests !== undefined && series(requests).length === 0) return { kind: 'noData', reason: queries.missing };
+  const served = requests === undefined ? Math.max(0, Math.round(latency?.cumulative.at(-1) ?? 0)) : count(series(requests));
+  // The endpoint picker counts an error of a request it never scheduled, which request_total does not hold.
+  return { kind: 'counts', counts: { requests: served, errors: Math.min(served, count(series(errors))), latency } };
+}
+
+function scaleBound(le: string, scale: number): string {
+  if (le === '+Inf' || scale === 1) return le;
+  // Rounded so that 0.025 s is 25 ms exactly, not 25.000000000000004.
+  return String(Number((Number(le) * scale).toPrecision(12)));
 }
 
 /** NaN is Prometheus's answer to 0/0 and to a quantile of no traffic: nothing measured, not a value. */

@@ -4,6 +4,8 @@
 
 import { formatDuration } from '../api/duration.ts';
 import { isTemplateVariable, PLACEHOLDER_RE, type TemplateVariable } from '../api/template.ts';
+import type { Metric } from '../api/modelcanary.ts';
+import { INFERENCE_COUNTERS, latencyFamily, SECONDS_TO_MS, type PresetType } from '../api/presets.ts';
 
 /**
  * Characters written as \u or \U escapes in a string literal: controls, invisible format
@@ -183,4 +185,61 @@ function positionOf(state: Lexical, name: string): Position {
   if (state.in === 'invalid') throw new Error(`the query is not valid PromQL before {{ ${name} }}: ${state.reason}`);
   if ('escape' in state) throw new Error(`{{ ${name} }} follows an unfinished escape sequence in a string: its value would complete the escape; remove the backslash before the placeholder`);
   return state;
+}
+
+/** One exporter's series for a preset: its bucket counts by `le`, or its request and error counters. */
+export interface PresetQueries {
+  /** Cumulative bucket counts by le, in the exporter's unit. */
+  buckets?: string | undefined;
+  requests?: string | undefined;
+  errors?: string | undefined;
+  /** Multiplies the exporter's bucket bounds into milliseconds. */
+  boundScale: number;
+  /** The reason given when the series are missing: which exporter and labels were expected. */
+  missing: string;
+}
+
+/**
+ * increase() of the first of `names` that has series for `matchers`, summed by `by`: an older
+ * name (vLLM's time_per_output_token, the endpoint picker's inference_model_*) is read only
+ * where the newer is absent, so that an exporter emitting both is not counted twice.
+ */
+export function firstFamilyIncrease(names: readonly string[], matchers: Readonly<Record<string, string>>, windowMs: number, by: string | undefined): string {
+  const grouping = by === undefined ? 'sum' : `sum by (${by})`;
+  return names.map((name) => `${grouping} (increase(${name}{${renderMatchers(matchers)}}[${promDuration(windowMs)}]))`).join(' or ');
+}
+
+type PresetMetric = Extract<Metric, { type: PresetType }>;
+
+/**
+ * The queries of a preset for one version, over `windowMs` before the evaluation time. Latency
+ * presets read the exporter's histogram by le (its +Inf bucket is the count of finished
+ * requests); inferenceErrorRate reads the endpoint picker's request and error counters.
+ */
+export function presetQueries(metric: PresetMetric, labels: Readonly<Record<string, string>>, windowMs: number): PresetQueries {
+  const within = ` in the last ${promDuration(windowMs)}`;
+  if (metric.type === 'inferenceErrorRate') {
+    const [name] = INFERENCE_COUNTERS.requests;
+    return {
+      requests: firstFamilyIncrease(INFERENCE_COUNTERS.requests, labels, windowMs, undefined),
+      errors: firstFamilyIncrease(INFERENCE_COUNTERS.errors, labels, windowMs, undefined),
+      boundScale: 1,
+      missing: `no ${name}{${renderMatchers(labels)}} series${within} (nor the inference_model_* of releases before v1.1): is ${INFERENCE_COUNTERS.exporter} scraped, and is the version's target model ${describeLabels(labels)}? Set the metric's labels to select it otherwise`,
+    };
+  }
+  const family = latencyFamily(metric.type, metric.source);
+  const [name] = family.names;
+  const older = family.names.slice(1).map((n) => `${n}_bucket`);
+  const hint = metric.source !== 'endpointPicker' ? `does vLLM serve this version as ${describeLabels(labels)} (--served-model-name)?` : `is the version's target model ${describeLabels(labels)}?`;
+  return {
+    buckets: firstFamilyIncrease(family.names.map((n) => `${n}_bucket`), labels, windowMs, 'le'),
+    boundScale: SECONDS_TO_MS,
+    missing: `no ${name ?? ''}_bucket{${renderMatchers(labels)}} series${within}${older.length === 0 ? '' : ` (nor ${older.join(', ')})`}: is ${family.exporter} scraped, and ${hint} Set the metric's labels to select it otherwise`,
+  };
+}
+
+function describeLabels(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}="${escapeString(v)}"`)
+    .join(', ');
 }

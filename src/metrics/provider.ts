@@ -1,6 +1,7 @@
 // The controller's eyes, in our own terms: counts per version, and single values.
 
 import type { Sample } from '../api/observation.ts';
+import type { PresetQueries } from './promql.ts';
 
 /** Exact label values that select one version's series in Istio's standard metrics. */
 export interface VersionSelector {
@@ -26,7 +27,17 @@ export interface MetricsProvider {
   totals(selectors: readonly VersionSelector[], at: Date, signal?: AbortSignal): Promise<Map<string, Sample>>;
   /** One number from a PromQL query evaluated at `at`. */
   value(query: string, at: Date, signal?: AbortSignal): Promise<Sample>;
+  /**
+   * A preset's counts from its own exporter (vLLM, the endpoint picker): requests, errors and
+   * bucket counts in milliseconds, or noData with `queries.missing`. Left out by providers that
+   * cannot run PromQL; the preset is then an error that says so.
+   */
+  presetCounts?(queries: PresetQueries, at: Date, signal?: AbortSignal): Promise<Sample>;
 }
+
+/** Why a provider without PromQL (the demo's direct scrape) cannot answer an LLM preset. */
+export const PRESETS_NEED_PROMQL =
+  "LLM presets (ttft, interTokenLatency, e2eLatency, inferenceErrorRate) read the exporter's histograms through PromQL; this provider reads the mesh's counters directly (install prometheus: apt-get install -y prometheus)";
 
 /** A provider with nothing to say: every answer is "no data". */
 export class NopMetricsProvider implements MetricsProvider {

@@ -1,7 +1,8 @@
 // The desired Gateway API HTTPRoute for a weight: the backendRef weights of one rule change,
-// and nothing else does.
+// and nothing else does. A version is a Service backendRef or an InferencePool backendRef
+// (the Gateway API Inference Extension's, group inference.networking.k8s.io); both split by weight.
 
-import type { VersionTarget } from '../api/modelcanary.ts';
+import { describeBackend, INFERENCE_POOL_GROUP, type Destination, type VersionTarget } from '../api/modelcanary.ts';
 import {
   annotationsOf,
   assignWeights,
@@ -27,6 +28,9 @@ interface BackendRef {
   weight?: number;
 }
 
+const SERVICE = { group: '', kind: 'Service' } as const;
+const INFERENCE_POOL = { group: INFERENCE_POOL_GROUP, kind: 'InferencePool' } as const;
+
 interface Rule {
   name?: string;
   backendRefs?: BackendRef[];
@@ -47,7 +51,7 @@ export function planHttpRoute(live: Json, target: Target, weight: number, stage:
   };
   desired = withAnnotations(desired, {
     [ORIGINAL_ROUTES_ANNOTATION]: stage === 'end' ? undefined : stage === 'begin' || recorded === undefined ? original() : recorded,
-    [CANARY_BACKEND_ANNOTATION]: stage === 'end' ? undefined : JSON.stringify({ name: target.spec.canary.destination.host, port: target.spec.canary.destination.port }),
+    [CANARY_BACKEND_ANNOTATION]: stage === 'end' ? undefined : JSON.stringify(canaryRecord(target.spec.canary.destination)),
   });
   return { ok: true, object: desired, changed: !sameObject(desired, live), found: weights };
 }
@@ -94,7 +98,14 @@ function isLeftover(ref: BackendRef, target: Target, route: Json): boolean {
   if (ref.weight === 0) return true;
   const previous = recordedCanary(route);
   if (typeof previous?.name !== 'string') return false;
-  return isVersion(ref, { version: '-', destination: { host: previous.name, port: typeof previous.port === 'number' ? previous.port : undefined } }, target.namespace);
+  const destination: Destination =
+    previous.kind === INFERENCE_POOL.kind ? { inferencePool: previous.name } : { host: previous.name, port: typeof previous.port === 'number' ? previous.port : undefined };
+  return isVersion(ref, { version: '-', destination }, target.namespace);
+}
+
+/** What the controller records of the canary it set weights for, to recognise its backendRef if the canary changes. */
+function canaryRecord(destination: Destination): Record<string, unknown> {
+  return destination.inferencePool === undefined ? { name: destination.host, port: destination.port } : { ...INFERENCE_POOL, name: destination.inferencePool };
 }
 
 function withoutLeftovers(rule: Rule, target: Target, route: Json): Rule {
@@ -119,14 +130,71 @@ function managedRule(route: Json, target: Target): { ok: true; index: number } |
   }
   const refs = rules[index]?.backendRefs ?? [];
   const label = `rule ${rules[index]?.name === undefined ? index : `"${rules[index]?.name ?? ''}"`} of HTTPRoute ${name}`;
+  const mismatch = mismatched(refs, target, route);
+  if (mismatch !== undefined) return { ok: false, problem: `${label} ${mismatch}` };
   if (!refs.some((r) => isVersion(r, target.spec.stable, target.namespace))) {
-    return { ok: false, problem: `${label} has no backendRef for stable (Service ${target.spec.stable.destination.host} port ${target.spec.stable.destination.port ?? '?'}): check spec.stable.destination` };
+    const { destination } = target.spec.stable;
+    const wanted = destination.inferencePool === undefined ? '' : ` (add {group: ${INFERENCE_POOL_GROUP}, kind: InferencePool, name: ${destination.inferencePool}} to the rule's backendRefs)`;
+    return { ok: false, problem: `${label} has no backendRef for stable (${describeBackend(destination)}): check spec.stable.destination${wanted}` };
   }
   const stray = refs.find((r) => isStray(r, target) && !isLeftover(r, target, route));
   if (stray !== undefined) {
-    return { ok: false, problem: `${label} sends traffic to ${stray.kind ?? 'Service'} ${stray.name ?? '?'} port ${stray.port ?? '?'}, which is neither stable nor canary; modelcanary will not take traffic away from it` };
+    return { ok: false, problem: `${label} sends traffic to ${describeRef(stray)}, which is neither stable nor canary; modelcanary will not take traffic away from it` };
   }
   return { ok: true, index };
+}
+
+/**
+ * Why a backendRef that carries a version's name does not fit the spec, or undefined: it is of
+ * another group or kind than the destination says (a Service where the spec names an
+ * InferencePool, an InferencePool of the alpha API group), alone or beside the right one.
+ * Weight-0 leftovers are not asked: they go.
+ */
+function mismatched(refs: readonly BackendRef[], target: Target, route: Json): string | undefined {
+  for (const which of ['stable', 'canary'] as const) {
+    const version = target.spec[which];
+    const want = groupKindFor(version.destination);
+    const field = version.destination.inferencePool === undefined ? 'host' : 'inferencePool';
+    const wanted = `spec.${which}.destination.${field} names ${describeBackend(version.destination)}`;
+    for (const ref of refs) {
+      if (ref.name !== nameOf(version.destination) || (ref.namespace ?? target.namespace) !== target.namespace) continue;
+      const have = groupKindOf(ref);
+      if ((have.group === want.group && have.kind === want.kind) || isLeftover(ref, target, route)) continue;
+      if (refs.some((r) => isVersion(r, version, target.namespace))) {
+        return `mixes ${describeRef(ref)} with ${describeBackend(version.destination)} for ${which}: a version is one backend; remove the ${have.kind} backendRef (${wanted})`;
+      }
+      if (have.kind === want.kind) {
+        return `has a backendRef to ${describeRef(ref)}, but ${wanted}, group ${want.group === '' ? '"" (core)' : want.group}${want.kind === INFERENCE_POOL.kind ? ' (InferencePool v1)' : ''}: set the backendRef's group to ${want.group === '' ? '""' : want.group}`;
+      }
+      const fix =
+        want.kind === INFERENCE_POOL.kind
+          ? `make the backendRef {group: ${INFERENCE_POOL_GROUP}, kind: InferencePool, name: ${ref.name ?? ''}}, or set spec.${which}.destination.host and port instead of inferencePool`
+          : have.kind === INFERENCE_POOL.kind
+            ? `set spec.${which}.destination.inferencePool: ${ref.name ?? ''} (without host and port), or make the backendRef a Service`
+            : `make the backendRef a Service, or name another backend in spec.${which}.destination`;
+      return `sends ${which}'s traffic to ${describeRef(ref)}, but ${wanted}: ${fix}`;
+    }
+  }
+  return undefined;
+}
+
+/** A backendRef's group and kind, with the Gateway API's defaults ("" and Service) filled in. */
+function groupKindOf(ref: BackendRef): { group: string; kind: string } {
+  return { group: ref.group ?? SERVICE.group, kind: ref.kind ?? SERVICE.kind };
+}
+
+function groupKindFor(destination: Destination): { group: string; kind: string } {
+  return destination.inferencePool === undefined ? SERVICE : INFERENCE_POOL;
+}
+
+function nameOf(destination: Destination): string | undefined {
+  return destination.inferencePool ?? destination.host;
+}
+
+function describeRef(ref: BackendRef): string {
+  const { group, kind } = groupKindOf(ref);
+  if (group === SERVICE.group && kind === SERVICE.kind) return `Service ${ref.name ?? '?'} port ${ref.port ?? '?'}`;
+  return `${kind} ${ref.name ?? '?'}${group === '' ? '' : ` (group ${group})`}`;
 }
 
 function currentWeights(rule: Rule, target: Target): RouteWeights {
@@ -145,16 +213,31 @@ function withWeights(rule: Rule, target: Target, weight: number): Rule {
   const refs = [...(rule.backendRefs ?? [])];
   const stableIndex = refs.findIndex((r) => isVersion(r, target.spec.stable, target.namespace));
   if (!refs.some((r) => isVersion(r, target.spec.canary, target.namespace))) {
-    const model = structuredClone(refs[stableIndex] ?? {});
-    refs.splice(stableIndex + 1, 0, { ...model, name: target.spec.canary.destination.host, port: target.spec.canary.destination.port });
+    refs.splice(stableIndex + 1, 0, backendRefFor(target.spec.canary.destination, refs[stableIndex] ?? {}));
   }
   return { ...rule, backendRefs: assignWeights(refs, (entry) => isVersion(entry, target.spec.canary, target.namespace), weight) };
 }
 
+/** A backendRef for a version, modelled on stable's: its filters and namespace are kept. */
+function backendRefFor(destination: Destination, model: BackendRef): BackendRef {
+  const ref = structuredClone(model);
+  if (destination.inferencePool !== undefined) {
+    // An InferencePool names its own ports (spec.targetPorts); a port on its backendRef is not the canary's.
+    delete ref.port;
+    return { ...ref, ...INFERENCE_POOL, name: destination.inferencePool };
+  }
+  const fromPool = groupKindOf(model).kind !== SERVICE.kind;
+  return { ...ref, ...(fromPool ? SERVICE : {}), name: destination.host, port: destination.port };
+}
+
 function isVersion(ref: BackendRef, version: VersionTarget, namespace: string): boolean {
-  if ((ref.group ?? '') !== '' || (ref.kind ?? 'Service') !== 'Service') return false;
+  const have = groupKindOf(ref);
+  const want = groupKindFor(version.destination);
+  if (have.group !== want.group || have.kind !== want.kind) return false;
   if ((ref.namespace ?? namespace) !== namespace) return false;
-  return ref.name === version.destination.host && (version.destination.port === undefined || ref.port === version.destination.port);
+  if (ref.name === undefined || ref.name !== nameOf(version.destination)) return false;
+  // A port on an InferencePool's backendRef is ignored by gateways: the pool's targetPorts rule.
+  return version.destination.inferencePool !== undefined || version.destination.port === undefined || ref.port === version.destination.port;
 }
 
 function rulesOf(route: Json): Rule[] {

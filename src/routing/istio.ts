@@ -96,6 +96,12 @@ function parseOriginals(text: string): HttpRoute[] {
 export function managedRoutes(vs: Json, target: RouteTarget): { ok: true; indices: number[] } | { ok: false; problem: string } {
   const rawName = ((vs.metadata ?? {}) as Json).name;
   const name = typeof rawName === 'string' ? rawName : '';
+  for (const which of ['stable', 'canary'] as const) {
+    const pool = target.spec[which].destination.inferencePool;
+    if (pool !== undefined) {
+      return { ok: false, problem: `spec.${which}.destination names InferencePool ${pool}, which VirtualService ${name} cannot route to: an InferencePool is a Gateway API backend; route with spec.trafficRouting.gatewayAPI and an HTTPRoute, or set destination.host (and subset)` };
+    }
+  }
   const http = httpRoutes(vs).map((route, index) => ({ route, index })).filter(({ route }) => !isPinRoute(route));
   const wanted = target.spec.trafficRouting.istio?.routes;
   let chosen: { route: HttpRoute; index: number }[];
@@ -244,7 +250,7 @@ function isVersion(entry: RouteDestination, version: VersionTarget, namespace: s
   const d = entry.destination;
   if (d?.host === undefined) return false;
   const want = version.destination;
-  if (!sameHost(d.host, want.host, namespace)) return false;
+  if (want.host === undefined || !sameHost(d.host, want.host, namespace)) return false;
   if ((d.subset ?? undefined) !== want.subset) return false;
   return want.port === undefined || d.port?.number === undefined || d.port.number === want.port;
 }
@@ -262,7 +268,8 @@ export function sameHost(a: string, b: string, namespace: string): boolean {
 
 function describe(version: VersionTarget): string {
   const d = version.destination;
-  return [`host ${d.host}`, d.subset === undefined ? undefined : `subset ${d.subset}`, d.port === undefined ? undefined : `port ${d.port}`].filter(Boolean).join(', ');
+  if (d.inferencePool !== undefined) return `InferencePool ${d.inferencePool}`;
+  return [`host ${d.host ?? '?'}`, d.subset === undefined ? undefined : `subset ${d.subset}`, d.port === undefined ? undefined : `port ${d.port}`].filter(Boolean).join(', ');
 }
 
 function describeDestination(entry: RouteDestination): string {

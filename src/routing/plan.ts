@@ -90,7 +90,7 @@ export function withAnnotations(object: Record<string, unknown>, changes: Record
 }
 
 /** The recorded previous canary, or undefined when none was recorded or the record is not ours to read. */
-export function recordedCanary(object: Record<string, unknown>): { host?: unknown; subset?: unknown; port?: unknown; name?: unknown } | undefined {
+export function recordedCanary(object: Record<string, unknown>): { host?: unknown; subset?: unknown; port?: unknown; name?: unknown; kind?: unknown } | undefined {
   const text = annotationsOf(object)[CANARY_BACKEND_ANNOTATION];
   if (text === undefined) return undefined;
   try {

@@ -254,6 +254,8 @@ async function checkSubsets(store: ObjectStore, target: RouteTarget, signal?: Ab
   }
   for (const version of wanted) {
     const { host, subset } = version.destination;
+    // An InferencePool has no subsets; the spec refuses one under Istio.
+    if (host === undefined) continue;
     const forHost = rules.filter((r) => {
       const ruleHost = ((r.spec ?? {}) as Json).host;
       return typeof ruleHost === 'string' && sameHost(ruleHost, host, target.namespace);

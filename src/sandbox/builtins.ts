@@ -324,7 +324,7 @@ interface PermissiveCrd {
   kind: string;
   plural: string;
   shortNames: string[];
-  categories: string[];
+  categories?: string[] | undefined;
   versions: string[];
   columns: Record<string, unknown>[];
 }
@@ -384,6 +384,16 @@ export function defaultCrds(): Record<string, unknown>[] {
       categories: ['gateway-api'],
       versions: ['v1', 'v1beta1'],
       columns: [{ name: 'Hostnames', type: 'string', jsonPath: '.spec.hostnames' }],
+    }),
+    // The Inference Extension's InferencePool v1 (config/crd/bases/inference.networking.k8s.io_inferencepools.yaml,
+    // v1.5.0): short name infpool, no category, status subresource, no printer columns but Age.
+    permissiveCrd({
+      group: 'inference.networking.k8s.io',
+      kind: 'InferencePool',
+      plural: 'inferencepools',
+      shortNames: ['infpool'],
+      versions: ['v1'],
+      columns: [],
     }),
   ];
 }

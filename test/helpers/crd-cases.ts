@@ -18,6 +18,13 @@ export function useGatewayApi(spec: any): void {
   spec.canary.destination = { host: 'fraud-detector-v2', port: 8080 };
 }
 
+/** Each version behind its own InferencePool (Gateway API Inference Extension), as an HTTPRoute splits LLM traffic. */
+export function useInferencePools(spec: any): void {
+  spec.trafficRouting = { gatewayAPI: { httpRoute: 'fraud-detector' } };
+  spec.stable.destination = { inferencePool: 'fraud-detector-pool-v1' };
+  spec.canary.destination = { inferencePool: 'fraud-detector-pool-v2' };
+}
+
 export function edited(edit: (spec: any) => void): any {
   const manifest = baseManifest();
   edit(manifest.spec);
@@ -93,6 +100,63 @@ export const invalidCases: InvalidCase[] = [
     },
     cel: 'spec.trafficRouting.gatewayAPI.ruleIndex: set at most one of ruleName and ruleIndex',
     zod: 'spec.trafficRouting.gatewayAPI.ruleIndex: set at most one of ruleName and ruleIndex',
+  },
+  {
+    name: 'both host and inferencePool',
+    edit: (s) => {
+      useInferencePools(s);
+      s.canary.destination.host = 'fraud-detector-v2';
+    },
+    cel: 'spec.canary.destination: set exactly one of host (a Service) and inferencePool',
+    zod: 'spec.canary.destination: set exactly one of host (a Service) and inferencePool',
+  },
+  {
+    name: 'neither host nor inferencePool',
+    edit: (s) => (s.stable.destination = { subset: 'v1' }),
+    cel: 'spec.stable.destination: set exactly one of host (a Service) and inferencePool',
+    zod: 'spec.stable.destination: set exactly one of host (a Service) and inferencePool',
+  },
+  {
+    name: 'inferencePool with a port',
+    edit: (s) => {
+      useInferencePools(s);
+      s.canary.destination.port = 8000;
+    },
+    cel: 'spec.canary.destination.port: port is for a Service (host): an InferencePool names its own ports',
+    zod: 'spec.canary.destination.port: port is for a Service (host): an InferencePool names its own ports',
+  },
+  {
+    name: 'inferencePool under Istio',
+    edit: (s) => (s.canary.destination = { inferencePool: 'fraud-detector-pool-v2' }),
+    cel: 'spec.canary.destination.inferencePool: inferencePool is for gatewayAPI',
+    zod: 'spec.canary.destination.inferencePool: inferencePool is for gatewayAPI',
+  },
+  {
+    name: 'the same InferencePool for both versions',
+    edit: (s) => {
+      useInferencePools(s);
+      s.canary.destination.inferencePool = 'fraud-detector-pool-v1';
+    },
+    cel: 'spec.canary.destination: must differ from stable.destination: give each version its own Service (host and port) or InferencePool',
+    zod: 'spec.canary.destination: must differ from stable.destination: give each version its own Service (host and port) or InferencePool',
+  },
+  {
+    name: 'the same Service and port for both versions under gatewayAPI',
+    edit: (s) => {
+      useGatewayApi(s);
+      s.canary.destination.host = 'fraud-detector-v1';
+    },
+    cel: 'spec.canary.destination: must differ from stable.destination',
+    zod: 'spec.canary.destination: must differ from stable.destination',
+  },
+  {
+    name: 'an outliers metric without clusterName on InferencePools',
+    edit: (s) => {
+      useInferencePools(s);
+      s.analysis.metrics.push({ name: 'ejections', type: 'outliers' });
+    },
+    cel: 'spec.analysis.metrics: an outliers metric needs clusterName when a version is an InferencePool',
+    zod: 'spec.analysis.metrics[3].clusterName: an outliers metric needs clusterName when a version is an InferencePool',
   },
   {
     // isSorted() allows equal neighbours: x-kubernetes-list-type set refuses duplicates before CEL runs.
@@ -313,6 +377,21 @@ export const validEdits: { name: string; edit: (spec: any) => void }[] = [
     },
   },
   { name: 'different hosts under Istio, one without a subset', edit: (s) => (s.canary.destination = { host: 'fraud-detector-v2' }) },
+  { name: 'InferencePools under gatewayAPI', edit: useInferencePools },
+  {
+    name: 'a Service for stable and an InferencePool for the canary under gatewayAPI',
+    edit: (s) => {
+      useGatewayApi(s);
+      s.canary.destination = { inferencePool: 'fraud-detector-pool-v2' };
+    },
+  },
+  {
+    name: 'an outliers metric with clusterName on InferencePools',
+    edit: (s) => {
+      useInferencePools(s);
+      s.analysis.metrics.push({ name: 'ejections', type: 'outliers', clusterName: { stable: 'outbound\\|8000\\|\\|pool-v1.*', canary: 'outbound\\|8000\\|\\|pool-v2.*' } });
+    },
+  },
   {
     name: 'latency with only maxRatioToStable',
     edit: (s) => {

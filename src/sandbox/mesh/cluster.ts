@@ -204,6 +204,24 @@ export class Clusters {
     return cluster;
   }
 
+  /**
+   * The cluster of an InferencePool: the pods of its namespace that its selector's matchLabels
+   * select, with no DestinationRule policy (its endpoint picker is not modelled).
+   */
+  resolvePool(namespace: string, name: string, matchLabels: Readonly<Record<string, string>>, port: number | undefined, now: number): UpstreamCluster {
+    const endpoints = this.endpoints.filter((e) => e.servedBy.namespace === namespace && Object.entries(matchLabels).every(([k, v]) => e.labels[k] === v));
+    const clusterKey = `inferencepool|${port ?? ''}|${namespace}|${name}`;
+    const policy = clusterPolicy(undefined, undefined);
+    const known = this.byName.get(clusterKey);
+    if (known !== undefined) {
+      known.update(policy, endpoints, now);
+      return known;
+    }
+    const cluster = new UpstreamCluster(clusterKey, policy, endpoints, now);
+    this.byName.set(clusterKey, cluster);
+    return cluster;
+  }
+
   /** Every cluster istiod would give the gateway: each service of the mesh as a whole and by each subset of its DestinationRules. */
   all(destinationRules: readonly Json[], now: number): UpstreamCluster[] {
     const services = [...new Set(this.endpoints.map((e) => e.service))];

@@ -3,7 +3,8 @@
 // watches in a Kubernetes API (the sandbox's or a real cluster's, through the real client-node
 // informer) — with the DestinationRules' outlier detection, circuit breakers and load balancer
 // and the routes' retries and timeouts — and exports Istio's standard metrics and the gateway's
-// outlier stats on its own /metrics port, as a gateway and its sidecars would.
+// outlier stats on its own /metrics port, as a gateway and its sidecars would; pods that
+// stream like an LLM (behaviour.llm) add vLLM's TTFT, inter-token and end-to-end histograms.
 
 import { createServer, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +15,8 @@ import { routePolicy, type PolicyOptions } from './policy.ts';
 import { forward, type Answer, type RouterContext } from './router.ts';
 import { chooseRoute, fullyQualified, type MeshRequest } from './routes.ts';
 import { MeshTelemetry, type ServedBy } from './telemetry.ts';
+import { VllmTelemetry } from './vllm.ts';
+import { chooseHttpRoute, INFERENCE_POOL_GROUP, poolSelector } from './httproutes.ts';
 
 type Json = Record<string, unknown>;
 
@@ -35,6 +38,8 @@ export interface WorkloadSpec {
   podBehaviours?: readonly Partial<Behaviour>[];
   /** The Service's port, in Envoy's cluster names (outbound|<port>|<subset>|<host>); default 8080. */
   servicePort?: number;
+  /** An LLM's pods (behaviour.llm) run vLLM with this --served-model-name, its model_name label; default `<name>`. */
+  servedModelName?: string;
 }
 
 /** A workload's pods while the mesh runs. */
@@ -54,6 +59,8 @@ export interface RouteWeights {
 }
 
 export interface RouteChange {
+  /** A VirtualService, or with `gatewayApi` an HTTPRoute (its rules as routes, its backendRefs' names as hosts). */
+  kind: 'VirtualService' | 'HTTPRoute';
   namespace: string;
   name: string;
   routes: RouteWeights[];
@@ -64,7 +71,7 @@ export interface Mesh {
   ingressUrl: string;
   /** host:port of the telemetry endpoint, for a Prometheus scrape config. */
   metricsTarget: string;
-  /** The telemetry endpoint: Istio's standard metrics, and the gateway's Envoy outlier stats. */
+  /** The telemetry endpoint: Istio's standard metrics, the gateway's Envoy outlier stats, and vLLM's histograms of LLM pods. */
   metricsUrl: string;
   workload(name: string): MeshWorkload;
   /** Called after the gateway starts applying a new or changed VirtualService. */
@@ -87,6 +94,12 @@ export interface MeshOptions {
   clock?: () => number;
   /** Istio's default retry policy with 503 among its codes, as before EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY; default false. */
   retry503ByDefault?: PolicyOptions['retry503ByDefault'];
+  /**
+   * Also route by Gateway API HTTPRoutes, to Services and to InferencePools (httproutes.ts), as
+   * Istio's gateway does; a request no VirtualService takes is tried against them. Default
+   * false: a cluster without the Gateway API or InferencePool CRDs could not be watched.
+   */
+  gatewayApi?: boolean;
 }
 
 interface Workload {
@@ -106,6 +119,7 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
   const random = options.random ?? Math.random;
   const clock = options.clock ?? (() => performance.now());
   const telemetry = new MeshTelemetry();
+  const vllm = new VllmTelemetry(telemetry.registry);
   const workloads: Workload[] = [];
   const endpoints: Endpoint[] = [];
   const listeners: ((change: RouteChange) => void)[] = [];
@@ -128,7 +142,17 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
       };
       const pods: ModelServer[] = [];
       for (let i = 0; i < (spec.pods ?? 1); i++) {
-        const pod = await startModelServer({ model: names.service, version: names.revision, pod: `${spec.name}-${i}`, behaviour: { ...spec.behaviour, ...spec.podBehaviours?.[i] }, random });
+        const servedModelName = spec.servedModelName ?? spec.name;
+        const pod = await startModelServer({
+          model: names.service,
+          version: names.revision,
+          pod: `${spec.name}-${i}`,
+          behaviour: { ...spec.behaviour, ...spec.podBehaviours?.[i] },
+          random,
+          onLlmAnswer: (timing) => {
+            vllm.record(servedModelName, timing);
+          },
+        });
         stoppers.push(() => pod.stop());
         pods.push(pod);
         endpoints.push({ id: pod.pod, url: pod.url, service: servedBy.service, servicePort: spec.servicePort ?? DEFAULT_SERVICE_PORT, labels: spec.labels, servedBy });
@@ -143,6 +167,17 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
     stoppers.push(() => virtualServices.stop());
     const destinationRules = await watchIstio(options.kubeConfig, options.namespace, 'destinationrules');
     stoppers.push(() => destinationRules.stop());
+    let gatewayApi: GatewayApiRoutes | undefined;
+    if (options.gatewayApi === true) {
+      const httpRoutes = await watchIstio(options.kubeConfig, options.namespace, 'httproutes', (object) => {
+        const change = httpRouteChange(object);
+        for (const listener of listeners) listener(change);
+      }, 'gateway.networking.k8s.io');
+      stoppers.push(() => httpRoutes.stop());
+      const pools = await watchIstio(options.kubeConfig, options.namespace, 'inferencepools', undefined, INFERENCE_POOL_GROUP);
+      stoppers.push(() => pools.stop());
+      gatewayApi = { httpRoutes, pools };
+    }
 
     const clusters = new Clusters(endpoints);
     telemetry.exportOutliers(() => {
@@ -161,7 +196,8 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
     const policyOptions: PolicyOptions = { retry503ByDefault: options.retry503ByDefault };
     const ingress = await listen(
       createServer((req, res) => {
-        gateway(req, res, { virtualServices: virtualServices.list(), destinationRules: destinationRules.list(), clusters, router, policyOptions }).catch(() => {
+        const routes = gatewayApi === undefined ? undefined : { httpRoutes: gatewayApi.httpRoutes.list(), pools: gatewayApi.pools.list() };
+        gateway(req, res, { virtualServices: virtualServices.list(), destinationRules: destinationRules.list(), gatewayApi: routes, clusters, router, policyOptions }).catch(() => {
           res.destroy();
         });
       }),
@@ -217,9 +253,16 @@ function meshWorkload(workload: Workload): MeshWorkload {
   };
 }
 
+interface GatewayApiRoutes {
+  httpRoutes: Watched;
+  pools: Watched;
+}
+
 interface GatewayContext {
   virtualServices: Json[];
   destinationRules: Json[];
+  /** With MeshOptions.gatewayApi: the HTTPRoutes and InferencePools. */
+  gatewayApi?: { httpRoutes: Json[]; pools: Json[] } | undefined;
   clusters: Clusters;
   router: RouterContext;
   policyOptions: PolicyOptions;
@@ -236,6 +279,10 @@ async function gateway(req: IncomingMessage, res: ServerResponse, context: Gatew
     headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v])),
   };
   const choice = chooseRoute(context.virtualServices, context.destinationRules, request, context.router.random);
+  if (choice.kind === 'noRoute' && context.gatewayApi !== undefined) {
+    await gatewayApiRoute(req, res, request, context, context.gatewayApi, elapsed);
+    return;
+  }
   if (choice.kind === 'noRoute') {
     req.resume();
     res.writeHead(404, { 'content-type': 'text/plain' }).end(`${choice.reason}\n`);
@@ -250,6 +297,11 @@ async function gateway(req: IncomingMessage, res: ServerResponse, context: Gatew
     cluster === undefined
       ? { kind: 'local', code: 503, body: 'no healthy upstream', flags: ['UH'], peer: { kind: 'none', service } }
       : await forward({ method: request.method, path: request.path, headers: req.headers, body }, cluster, service, routePolicy(choice.http, context.policyOptions), context.router);
+  deliver(res, answer, telemetry, elapsed);
+}
+
+/** The answer to the caller, and the gateway's report of it once it has ended. */
+function deliver(res: ServerResponse, answer: Answer, telemetry: MeshTelemetry, elapsed: () => number): void {
   const flags = answer.flags.length === 0 ? '-' : answer.flags.join(',');
   if (answer.kind === 'local') {
     res.writeHead(answer.code, { 'content-type': 'text/plain' }).end(`${answer.body}\n`);
@@ -276,6 +328,57 @@ async function gateway(req: IncomingMessage, res: ServerResponse, context: Gatew
   });
 }
 
+/** A request no VirtualService took, routed by the HTTPRoutes: to a Service, or to an InferencePool's pods. */
+async function gatewayApiRoute(
+  req: IncomingMessage,
+  res: ServerResponse,
+  request: MeshRequest,
+  context: GatewayContext,
+  routes: { httpRoutes: Json[]; pools: Json[] },
+  elapsed: () => number,
+): Promise<void> {
+  const { telemetry, clock } = context.router;
+  const choice = chooseHttpRoute(routes.httpRoutes, request, context.router.random);
+  if (choice.kind === 'noRoute') {
+    req.resume();
+    res.writeHead(404, { 'content-type': 'text/plain' }).end(`${choice.reason}\n`);
+    telemetry.recordSource({ kind: 'none', service: undefined }, 404, 'NR', elapsed());
+    return;
+  }
+  const { backend } = choice;
+  const service = backend.kind === 'Service' ? fullyQualified(backend.name, backend.namespace) : `${backend.name}.${backend.namespace}.inferencepool`;
+  const body = await readBody(req);
+  if (body === undefined) return;
+  let cluster;
+  if (backend.kind === 'Service') {
+    cluster = context.clusters.resolve(context.destinationRules, service, undefined, backend.port, clock());
+  } else {
+    const pool = routes.pools.find((p) => (p.metadata as { name?: string; namespace?: string } | undefined)?.name === backend.name && (p.metadata as { namespace?: string }).namespace === backend.namespace);
+    const selector = poolSelector(pool);
+    cluster = selector === undefined ? undefined : context.clusters.resolvePool(backend.namespace, backend.name, selector.matchLabels, selector.port, clock());
+  }
+  const answer: Answer =
+    cluster === undefined
+      ? { kind: 'local', code: 503, body: backend.kind === 'InferencePool' ? `no InferencePool ${backend.namespace}/${backend.name} with a selector` : 'no healthy upstream', flags: ['UH'], peer: { kind: 'none', service } }
+      : await forward({ method: request.method, path: request.path, headers: req.headers, body }, cluster, service, routePolicy({}, context.policyOptions), context.router);
+  deliver(res, answer, telemetry, elapsed);
+}
+
+/** An HTTPRoute as the routes it holds: each rule, its backendRefs by name and weight (default 1, as a share). */
+function httpRouteChange(object: KubernetesObject): RouteChange {
+  const spec = ((object as Json).spec ?? {}) as { rules?: { name?: string; backendRefs?: { name?: string; weight?: number }[] }[] };
+  return {
+    kind: 'HTTPRoute',
+    namespace: object.metadata?.namespace ?? 'default',
+    name: object.metadata?.name ?? '',
+    routes: (spec.rules ?? []).map((rule) => {
+      const refs = rule.backendRefs ?? [];
+      const total = refs.reduce((sum, r) => sum + (r.weight ?? 1), 0);
+      return { name: rule.name, destinations: refs.map((r) => ({ host: r.name ?? '', weight: total === 0 ? 0 : Math.round((100 * (r.weight ?? 1)) / total) })) };
+    }),
+  };
+}
+
 /** The request body, whole (Envoy buffers it to be able to retry); undefined when the caller went away. */
 async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
@@ -290,6 +393,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
 function routeChange(object: KubernetesObject): RouteChange {
   const spec = ((object as Json).spec ?? {}) as { http?: { name?: string; route?: { destination?: { host?: string; subset?: string }; weight?: number }[] }[] };
   return {
+    kind: 'VirtualService',
     namespace: object.metadata?.namespace ?? 'default',
     name: object.metadata?.name ?? '',
     routes: (spec.http ?? []).map((route) => {
@@ -307,10 +411,10 @@ interface Watched {
   stop(): Promise<void>;
 }
 
-/** An informer on an Istio kind (cluster-wide, or in one namespace), restarted after a broken watch, as istiod keeps watching. */
-async function watchIstio(kubeConfig: KubeConfig, namespace: string | undefined, plural: string, onChange?: (object: KubernetesObject) => void): Promise<Watched> {
+/** An informer on an Istio kind (or another group's v1 kind: HTTPRoutes, InferencePools), cluster-wide or in one namespace, restarted after a broken watch, as istiod keeps watching. */
+async function watchIstio(kubeConfig: KubeConfig, namespace: string | undefined, plural: string, onChange?: (object: KubernetesObject) => void, group = 'networking.istio.io'): Promise<Watched> {
   const api = kubeConfig.makeApiClient(CustomObjectsApi);
-  const resource = { group: 'networking.istio.io', version: 'v1', plural };
+  const resource = { group, version: 'v1', plural };
   type List = { items: KubernetesObject[]; metadata: { resourceVersion?: string } };
   const state = { listed: false };
   const list = async (): Promise<List> => {
@@ -318,7 +422,7 @@ async function watchIstio(kubeConfig: KubeConfig, namespace: string | undefined,
     state.listed = true;
     return result;
   };
-  const path = namespace === undefined ? `/apis/networking.istio.io/v1/${plural}` : `/apis/networking.istio.io/v1/namespaces/${namespace}/${plural}`;
+  const path = namespace === undefined ? `/apis/${group}/v1/${plural}` : `/apis/${group}/v1/namespaces/${namespace}/${plural}`;
   const informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject> = makeInformer(kubeConfig, path, list);
   let stopped = false;
   informer.on('error', () => {
@@ -340,7 +444,7 @@ async function watchIstio(kubeConfig: KubeConfig, namespace: string | undefined,
     if (Date.now() > deadline) {
       stopped = true;
       await informer.stop();
-      throw new Error(`the mesh could not list ${plural} (networking.istio.io/v1) within ${LIST_DEADLINE_MS / 1000} s`);
+      throw new Error(`the mesh could not list ${plural} (${group}/v1) within ${LIST_DEADLINE_MS / 1000} s`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

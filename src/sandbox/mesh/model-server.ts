@@ -15,7 +15,30 @@ export interface Behaviour {
   latencySpread?: number;
   /** The status of an error answer; default 500 (503 is what Istio's retry policies single out). */
   errorCode?: number;
+  /** An LLM: the answer streams, its first token after a log-normal time, then a token per gap (latencyMs is then unused). */
+  llm?: LlmBehaviour | undefined;
 }
+
+export interface LlmBehaviour {
+  /** Median time to first token in milliseconds. */
+  ttftMs: number;
+  /** Spread of the log-normal time to first token; default 0.35. */
+  ttftSpread?: number;
+  /** Median gap between two tokens in milliseconds. */
+  interTokenMs: number;
+  /** Spread of the log-normal gaps; default 0.3. */
+  interTokenSpread?: number;
+  /** Tokens streamed per answer. */
+  outputTokens: number;
+}
+
+/**
+ * What vLLM measures of one answer, in seconds, when it measures it (vllm/v1/metrics/stats.py):
+ * the time to first token as the first token comes, and the gaps and the whole request's
+ * latency once it has finished (vLLM records each gap as its token comes; here they come with
+ * the last one).
+ */
+export type LlmTiming = { kind: 'firstToken'; ttftS: number } | { kind: 'finished'; gapsS: number[]; e2eS: number };
 
 /** Answers given so far, by kind. */
 export interface ServedTally {
@@ -43,6 +66,8 @@ export interface ModelServerOptions {
   behaviour: Behaviour;
   /** Uniform draws in [0, 1); handed in so that tests can fix them. */
   random?: () => number;
+  /** LLM answers: called at the first token and at the last, as vLLM records its histograms. */
+  onLlmAnswer?: (timing: LlmTiming) => void;
 }
 
 export async function startModelServer(options: ModelServerOptions): Promise<ModelServer> {
@@ -55,8 +80,13 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     // The body is read and dropped: a prediction here does not depend on its input.
     request.resume();
     request.once('end', () => {
-      const delay = logNormal(behaviour.latencyMs, behaviour.latencySpread ?? 0.35, random);
       const failed = random() < behaviour.errorRate;
+      const llm = behaviour.llm;
+      if (llm !== undefined && !failed) {
+        stream(response, llm);
+        return;
+      }
+      const delay = logNormal(behaviour.latencyMs, behaviour.latencySpread ?? 0.35, random);
       const timer = setTimeout(() => {
         pending.delete(timer);
         const body = failed
@@ -69,6 +99,32 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       }, delay);
       pending.add(timer);
     });
+  };
+
+  /**
+   * An answer streamed as server-sent events: the headers and first token after the time to
+   * first token, the rest when the last gap has passed (one write for them all: the timing is
+   * what matters here, and a timer per token would load the event loop for nothing).
+   */
+  const stream = (response: ServerResponse, llm: LlmBehaviour): void => {
+    const ttftMs = logNormal(llm.ttftMs, llm.ttftSpread ?? 0.35, random);
+    const gapsMs = Array.from({ length: Math.max(0, llm.outputTokens - 1) }, () => logNormal(llm.interTokenMs, llm.interTokenSpread ?? 0.3, random));
+    const restMs = gapsMs.reduce((sum, gap) => sum + gap, 0);
+    const chunk = (text: string): string => `data: ${JSON.stringify({ model: options.model, version: options.version, choices: [{ delta: { content: text } }] })}\n\n`;
+    const first = setTimeout(() => {
+      pending.delete(first);
+      response.writeHead(200, { 'content-type': 'text/event-stream', 'x-model-version': options.version });
+      response.write(chunk('Hello'));
+      options.onLlmAnswer?.({ kind: 'firstToken', ttftS: ttftMs / 1000 });
+      const last = setTimeout(() => {
+        pending.delete(last);
+        served.ok++;
+        response.end(`${chunk(' world'.repeat(Math.max(0, llm.outputTokens - 1)))}data: [DONE]\n\n`);
+        options.onLlmAnswer?.({ kind: 'finished', gapsS: gapsMs.map((g) => g / 1000), e2eS: (ttftMs + restMs) / 1000 });
+      }, restMs);
+      pending.add(last);
+    }, ttftMs);
+    pending.add(first);
   };
 
   const server = createServer(handle);
