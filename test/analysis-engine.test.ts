@@ -5,6 +5,7 @@ import type { Analysis } from '../src/api/modelcanary.ts';
 import { decide, startState, watch, type AnalysisState, type Decision } from '../src/analysis/engine.ts';
 import { fromBucketCounts, ISTIO_BUCKETS_MS } from '../src/analysis/histogram.ts';
 import type { Counts, Observation, Sample } from '../src/api/observation.ts';
+import { testOf } from '../src/api/status.ts';
 import { istioManifest } from './helpers/manifests.ts';
 
 /** The analysis of the base manifest, with edits, parsed as the controller would. */
@@ -183,7 +184,7 @@ test("the evidence kept in status is whole requests, even from increase()'s frac
     return { requests, errors: 0, latency: fromBucketCounts(ISTIO_BUCKETS_MS, perBucket) };
   };
   const decisions = run(analysisWith(), [0, 1, 2].map(() => observation(scaled(spread(5400, 0.03)), scaled(spread(600, 0.05)))));
-  const evidence = decisions.flatMap((d) => d.state.evidence);
+  const evidence = decisions.flatMap((d) => d.state.evidence.flatMap((e) => testOf(e) ?? []));
   assert.ok(evidence.some((e) => e.events === 'slowRequests' && e.canaryEvents > 0), 'slow requests were counted');
   for (const e of evidence) {
     assert.ok(Number.isInteger(e.canaryEvents) && Number.isInteger(e.stableEvents), `${e.metric} ${e.events}: ${e.canaryEvents} / ${e.stableEvents}`);

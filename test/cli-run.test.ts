@@ -101,7 +101,7 @@ test('modelcanary run against an API server it cannot reach is not ready, and sa
 
 test('modelcanary run refuses a bad flag with the fix', async () => {
   const level = await modelcanary(['run', '--log-level', 'loud']);
-  assert.equal(level.code, 1);
+  assert.equal(level.code, 2);
   assert.match(level.stderr, /--log-level must be one of trace, debug, info, warn, error, fatal, silent, not loud/);
 });
 

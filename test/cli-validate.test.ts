@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { globSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { globSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,7 +66,7 @@ test('validate exits 2 on a file that is not YAML, with line and column', async 
 test('validate exits 2 on a file that cannot be read, after checking the others', async () => {
   const run = await modelcanary(['validate', join(scratch, 'missing.yaml'), 'examples/chat-llm-vllm.yaml']);
   assert.equal(run.code, 2);
-  assert.match(run.stderr, /missing\.yaml: cannot read: ENOENT/);
+  assert.equal(run.stderr, `${join(scratch, 'missing.yaml')}: cannot read: no such file (check the path)\n`);
   assert.match(run.stdout, /ModelCanary\/chat-llm: valid/);
 });
 
@@ -95,11 +95,99 @@ test('every console example in the README prints what the README shows', async (
   }
 });
 
-test('an unknown command gets the usage', async () => {
+test('an unknown command gets one line with the likely command', async () => {
   const run = await modelcanary(['vaildate']);
   assert.equal(run.code, 2);
-  assert.match(run.stderr, /unknown command "vaildate"/);
-  assert.match(run.stderr, /validate FILE/);
+  assert.equal(run.stderr, 'modelcanary: unknown command "vaildate" (did you mean validate?); see modelcanary --help\n');
+});
+
+test('a misspelt kind, another kind of modelcanary.io or a wrong apiVersion is an error; other kinds are skipped', async () => {
+  const path = file(
+    'kinds.yaml',
+    [
+      VALID.replace('kind: ModelCanary', 'kind: ModelCanery'),
+      VALID.replace('kind: ModelCanary', 'kind: modelcanary'),
+      VALID.replace('apiVersion: modelcanary.io/v1alpha1\nkind: ModelCanary', 'apiVersion: argoproj.io/v1alpha1\nkind: Rollout'),
+      VALID.replace('apiVersion: modelcanary.io/v1alpha1\nkind: ModelCanary', 'apiVersion: modelcanary.io/v1alpha1\nkind: Canary'),
+      VALID.replace('apiVersion: modelcanary.io/v1alpha1', 'apiVersion: modelcanary.io/v1'),
+      'apiVersion: v1\nkind: Service\nmetadata: {name: plain}\n',
+    ].join('---\n'),
+  );
+  const run = await modelcanary(['validate', path]);
+  assert.equal(run.code, 1, run.stderr);
+  const lines = run.stdout.trim().split('\n').filter((l) => !l.includes('VirtualService/') && !l.includes('DestinationRule/'));
+  assert.deepEqual(lines, [
+    `${path}: ModelCanery/fraud-detector: kind: "ModelCanery": did you mean ModelCanary?`,
+    `${path}: modelcanary/fraud-detector: kind: "modelcanary": did you mean ModelCanary?`,
+    `${path}: Rollout/fraud-detector: skipped: not a ModelCanary`,
+    `${path}: Canary/fraud-detector: kind: "Canary" is not a kind of modelcanary.io: its only kind is ModelCanary`,
+    `${path}: ModelCanary/fraud-detector: apiVersion: must be "modelcanary.io/v1alpha1", not "modelcanary.io/v1"`,
+    `${path}: Service/plain: skipped: not a ModelCanary`,
+    '4 ModelCanaries checked: 0 valid, 4 invalid (4 problems)',
+  ]);
+});
+
+test('validate walks a directory: *.yaml and *.yml, recursively, sorted; hidden entries and plain YAML skipped', async () => {
+  const dir = join(scratch, 'tree');
+  mkdirSync(join(dir, 'b', 'nested'), { recursive: true });
+  mkdirSync(join(dir, '.git'));
+  mkdirSync(join(dir, 'node_modules'));
+  writeFileSync(join(dir, 'z.yml'), VALID.replace('name: fraud-detector\n  namespace', 'name: zed\n  namespace'));
+  writeFileSync(join(dir, 'a.yaml'), VALID.replace('name: fraud-detector\n  namespace', 'name: ay\n  namespace'));
+  writeFileSync(join(dir, 'b', 'nested', 'c.YAML'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n');
+  writeFileSync(join(dir, 'b', 'values.yaml'), 'replicas: 2\n');
+  writeFileSync(join(dir, 'b', 'notes.txt'), 'kind: ModelCanery\n');
+  writeFileSync(join(dir, '.git', 'x.yaml'), 'kind: ModelCanery\n');
+  writeFileSync(join(dir, 'node_modules', 'x.yaml'), 'kind: ModelCanery\n');
+  const run = await modelcanary(['validate', dir]);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.deepEqual(
+    run.stdout.split('\n').filter((l) => l !== '' && !/VirtualService|DestinationRule/.test(l)),
+    [
+      `${dir}/a.yaml: ModelCanary/ay: valid`,
+      `${dir}/b/nested/c.YAML: ConfigMap/cm: skipped: not a ModelCanary`,
+      `${dir}/b/values.yaml: document 1: skipped: not a Kubernetes object`,
+      `${dir}/z.yml: ModelCanary/zed: valid`,
+      '2 ModelCanaries valid',
+    ],
+  );
+  // Named on the command line, the same plain YAML is a mistake.
+  const named = await modelcanary(['validate', join(dir, 'b', 'values.yaml')]);
+  assert.equal(named.code, 1);
+  assert.match(named.stdout, /values\.yaml: document 1: not a Kubernetes object: expected a mapping with apiVersion, kind and metadata$/m);
+  const none = await modelcanary(['validate', join(dir, 'b', 'nested')]);
+  assert.equal(none.code, 0);
+  assert.equal(none.stdout.split('\n').at(-2), 'no ModelCanary found (1 document of other kinds skipped)');
+});
+
+test('validate -o json: one object for CI, with each error located, and the same exit code', async () => {
+  const bad = file('bad-for-json.yaml', `apiVersion: v1\nkind: Service\nmetadata: {name: svc}\n---\n${VALID.replace('steps: [10, 30, 100]', 'steps: [10, 30, 200]')}`);
+  const run = await modelcanary(['validate', '-o', 'json', bad, 'examples/chat-llm-vllm.yaml', join(scratch, 'nope.yaml')]);
+  assert.equal(run.code, 2, run.stderr);
+  assert.equal(run.stderr, '', 'everything is in the JSON');
+  const report = JSON.parse(run.stdout) as Record<string, unknown>;
+  // The Service takes three lines and the separator one, before the ModelCanary's steps.
+  const line = VALID.split('\n').findIndex((l) => l.includes('steps: [10, 30, 100]')) + 1 + 4;
+  assert.deepEqual(report, {
+    files: [bad, 'examples/chat-llm-vllm.yaml', join(scratch, 'nope.yaml')],
+    // The Service, the example's ModelCanary, VirtualService and DestinationRule, and chat-llm.
+    documents: 5,
+    valid: 1,
+    invalid: 1,
+    skipped: 3,
+    unreadable: 1,
+    errors: [
+      { file: bad, document: 2, kind: 'ModelCanary', name: 'fraud-detector', path: 'spec.analysis.steps', line, message: 'must end at 100: the last step promotes the canary' },
+      { file: bad, document: 2, kind: 'ModelCanary', name: 'fraud-detector', path: 'spec.analysis.steps[2]', line, message: 'must be at most 100' },
+      { file: join(scratch, 'nope.yaml'), document: null, kind: null, name: null, path: null, line: null, message: 'cannot read: no such file (check the path)' },
+    ],
+  });
+  const valid = await modelcanary(['validate', '--output=json', 'examples/chat-llm-vllm.yaml']);
+  assert.equal(valid.code, 0);
+  assert.deepEqual((JSON.parse(valid.stdout) as { errors: unknown[] }).errors, []);
+  const wrong = await modelcanary(['validate', '-o', 'yaml', 'examples/chat-llm-vllm.yaml']);
+  assert.equal(wrong.code, 2);
+  assert.equal(wrong.stderr, 'modelcanary validate: -o must be text or json, not yaml; see modelcanary validate --help\n');
 });
 
 const MiB = 1024 * 1024;

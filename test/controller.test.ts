@@ -358,8 +358,8 @@ test('suspend pauses a rollout where it is; resuming carries on; kubectl shows t
     assert.equal(still.canaryWeight, held.canaryWeight, 'no step while paused');
     assert.deepEqual(await weights('paused'), [100 - Number(held.canaryWeight), Number(held.canaryWeight)]);
     const table = await harness.kubectl(['get', 'mcan', 'paused', '-n', NS]);
-    assert.match(table.stdout, /^NAME\s+MODEL\s+STABLE\s+CANARY\s+WEIGHT\s+PHASE\s+AGE$/m);
-    assert.match(table.stdout, /^paused\s+paused\s+v1\s+v2\s+\d+\s+Paused\s+\S+$/m);
+    assert.match(table.stdout, /^NAME\s+MODEL\s+STABLE\s+CANARY\s+STEP\s+WEIGHT\s+PHASE\s+AGE$/m);
+    assert.match(table.stdout, /^paused\s+paused\s+v1\s+v2\s+\d\/3\s+\d+\s+Paused\s+\S+$/m);
     await api.patchNamespacedCustomObject({ ...MCAN, name: 'paused', body: { spec: { suspend: false } } }, merge);
     await until('resumes and promotes', () => status('paused'), (s) => s.phase === 'Succeeded');
   } finally {

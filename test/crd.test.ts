@@ -44,10 +44,19 @@ test('the CRD names the resource as tools expect', () => {
       ['Model', '.spec.model'],
       ['Stable', '.spec.stable.version'],
       ['Canary', '.spec.canary.version'],
+      ['Step', '.status.stepLabel'],
       ['Weight', '.status.canaryWeight'],
       ['Phase', '.status.phase'],
       ['Age', '.metadata.creationTimestamp'],
     ],
+  );
+  assert.deepEqual(
+    columns.filter((c) => c.priority === 1).map((c) => [c.name, c.jsonPath]),
+    [
+      ['Last Check', '.status.lastAnalysis.decision'],
+      ['Message', '.status.message'],
+    ],
+    'kubectl get -o wide adds what the last check decided, and why',
   );
 });
 

@@ -91,12 +91,18 @@ async function demoObjects(envtest: Envtest): Promise<string[]> {
   return objects;
 }
 
-test('demo --kubeconfig on the real API server: one model promoted, one rolled back, and nothing of it left behind', { skip: SKIP, timeout: 150_000 }, async () => {
+test('demo --kubeconfig on the real API server: one model promoted, one rolled back, kubectl describe a page a person reads, and nothing of it left behind', { skip: SKIP, timeout: 150_000 }, async () => {
   const cluster = server('full');
-  const demo = spawnDemo(['--kubeconfig', cluster.kubeconfigFile, '--timeout', '100s']);
+  const demo = spawnDemo(['--kubeconfig', cluster.kubeconfigFile, '--timeout', '100s', '--keep']);
   const namespace = (await demo.waitFor(/^ +namespace +(modelcanary-demo-\S+)/m, 'the namespace line', 60_000))[1] ?? '';
   // kubectl, on the real server, sees what the controller wrote in the demo's namespace.
   const routes = watchRoutes(cluster.kubeconfigFile, namespace);
+  await demo.waitFor(/Ctrl-C stops it all/, 'the rollouts ending', 120_000);
+  const kubectl = async (args: string[]): Promise<string> => (await promisify(execFile)('kubectl', ['--kubeconfig', cluster.kubeconfigFile, '-n', namespace, ...args])).stdout;
+  const described = new Map<string, string>();
+  for (const name of ['fraud-detector', 'recommender', 'sentiment']) described.set(name, await kubectl(['describe', 'mcan', name]));
+  const wide = await kubectl(['get', 'mcan', '-o', 'wide']);
+  demo.kill('SIGINT');
   const code = await demo.exited;
   routes.stop();
   const output = demo.output();
@@ -110,6 +116,29 @@ test('demo --kubeconfig on the real API server: one model promoted, one rolled b
   assert.match(output, /^All 3 rollouts ended as expected\.$/m);
   assert.deepEqual(canaryWeights(routes.lines(), 'fraud-detector'), [10, 30, 100], routes.lines().join('\n'));
   assert.deepEqual(canaryWeights(routes.lines(), 'recommender'), [10, 30, 0], routes.lines().join('\n'));
+
+  // What a person reads: the step and the last decision as columns; describe without
+  // one-number-a-line arrays (the sequential test and the watch mark are one line each); every
+  // metric of the last check with its numbers and its bound, the rollback between checks too.
+  assert.match(wide, /^NAME +MODEL +STABLE +CANARY +STEP +WEIGHT +PHASE +AGE +LAST CHECK +MESSAGE$/m, wide);
+  assert.match(wide, /^fraud-detector +fraud-detector +v1 +v2 +3\/3 +100 +Succeeded +\S+ +promote /m, wide);
+  assert.match(wide, /^recommender +recommender +v7 +v8 +2\/3 +0 +RolledBack +\S+ +rollback /m, wide);
+  for (const [name, text] of described) {
+    const lines = text.trimEnd().split('\n');
+    assert.ok(lines.length < 200, `${name}: ${lines.length} lines\n${text}`);
+    assert.doesNotMatch(text, /<nil>/, `${name}\n${text}`);
+    const status = text.slice(text.indexOf('\nStatus:'), text.indexOf('\nEvents:'));
+    assert.doesNotMatch(status, /^ +-?[\d.]+(e[+-]?\d+)?$/m, `${name}: no array printed one number a line\n${status}`);
+    assert.match(status, /^ {4}Test: +v1;errors;/m, name);
+    const last = status.slice(status.indexOf('Last Analysis:'), status.indexOf('\n  Message:'));
+    // kubectl describe prints each entry's fields in order, Bound first: one entry per chunk.
+    const entries = last.split(/\n(?= {6}Bound:)/);
+    for (const metric of name === 'sentiment' ? ['error-rate', 'p95', 'ejections'] : ['error-rate', 'p95']) {
+      const entry = entries.find((e) => new RegExp(`^ +Name: +${metric}$`, 'm').test(e)) ?? '';
+      for (const field of [/^ +Bound: +\S/m, /^ +Canary: +[\d.e+-]+$/m, /^ +Stable: +[\d.e+-]+$/m]) assert.match(entry, field, `${name}: ${metric}\n${last}`);
+    }
+  }
+  assert.match(described.get('recommender') ?? '', /^ {6}Buckets: +v1;istio;/m);
 
   assert.match(output, new RegExp(`^Deleted namespace ${namespace} and everything the demo made in it\\.$`, 'm'));
   assert.deepEqual(await demoObjects(cluster), []);

@@ -141,16 +141,17 @@ test('kubectl get mcan shows the printer columns, filled in from status', { skip
   const listed = await kubectl(['get', 'mcan', '-n', 'ml-serving']);
   assert.equal(listed.code, 0, listed.stderr);
   const [header, row, ...rest] = listed.stdout.trimEnd().split('\n');
-  assert.deepEqual(header?.split(/\s+/), ['NAME', 'MODEL', 'STABLE', 'CANARY', 'WEIGHT', 'PHASE', 'AGE']);
+  assert.deepEqual(header?.split(/\s+/), ['NAME', 'MODEL', 'STABLE', 'CANARY', 'STEP', 'WEIGHT', 'PHASE', 'AGE']);
   assert.match(row ?? '', /^fraud-detector\s+fraud-detector\s+v1\s+v2\s+\d+s$/);
   assert.deepEqual(rest, []);
 
-  const status = await kubectl(['patch', 'mcan', 'fraud-detector', '-n', 'ml-serving', '--subresource=status', '--type=merge', '-p', '{"status":{"phase":"Progressing","canaryWeight":30}}']);
+  const status = await kubectl(['patch', 'mcan', 'fraud-detector', '-n', 'ml-serving', '--subresource=status', '--type=merge', '-p', '{"status":{"phase":"Progressing","canaryWeight":30,"stepLabel":"2/3","lastAnalysis":{"time":"2026-11-26T12:00:00Z","decision":"advance","reason":"every metric passed","metrics":[]}}}']);
   assert.equal(status.code, 0, status.stderr);
   const progressed = await kubectl(['get', 'mcan', 'fraud-detector', '-n', 'ml-serving', '--no-headers']);
-  assert.match(progressed.stdout, /^fraud-detector\s+fraud-detector\s+v1\s+v2\s+30\s+Progressing\s+\d+s$/m);
+  assert.match(progressed.stdout, /^fraud-detector\s+fraud-detector\s+v1\s+v2\s+2\/3\s+30\s+Progressing\s+\d+s$/m);
   const wide = await kubectl(['get', 'mcan', 'fraud-detector', '-n', 'ml-serving', '-o', 'wide']);
-  assert.match(wide.stdout.split('\n')[0] ?? '', /\bMESSAGE$/);
+  assert.match(wide.stdout.split('\n')[0] ?? '', /\bLAST CHECK\s+MESSAGE$/);
+  assert.match(wide.stdout.split('\n')[1] ?? '', /\badvance\b/);
 });
 
 test('the real Istio and Gateway API CRDs accept the examples\' VirtualService and HTTPRoute, and refuse a broken one', { skip: SKIP }, async () => {

@@ -31,7 +31,7 @@ test('kubectl creates a namespace, applies the Istio example and lists the Model
   const listed = await harness.kubectl(['get', 'mcan', '-n', 'ml-serving']);
   assert.equal(listed.code, 0, listed.stderr);
   const [header, row, ...rest] = listed.stdout.trimEnd().split('\n');
-  assert.deepEqual(header?.split(/\s+/), ['NAME', 'MODEL', 'STABLE', 'CANARY', 'WEIGHT', 'PHASE', 'AGE']);
+  assert.deepEqual(header?.split(/\s+/), ['NAME', 'MODEL', 'STABLE', 'CANARY', 'STEP', 'WEIGHT', 'PHASE', 'AGE']);
   assert.match(row ?? '', /^fraud-detector\s+fraud-detector\s+v1\s+v2\s+\d+s$/);
   assert.deepEqual(rest, []);
 });

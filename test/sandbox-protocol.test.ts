@@ -119,15 +119,17 @@ test('Table: the CRD printer columns for ModelCanary, priority columns marked, a
       ['Model', 0],
       ['Stable', 0],
       ['Canary', 0],
+      ['Step', 0],
       ['Weight', 0],
       ['Phase', 0],
       ['Age', 0],
+      ['Last Check', 1],
       ['Message', 1],
     ],
   );
   const row = table.body.rows.find((r: any) => r.cells[0] === 'table-a');
-  assert.deepEqual(row.cells.slice(0, 6), ['table-a', 'fraud-detector', 'v1', 'v2', null, null]);
-  assert.match(row.cells[6], /^\d+s$/);
+  assert.deepEqual(row.cells.slice(0, 7), ['table-a', 'fraud-detector', 'v1', 'v2', null, null, null]);
+  assert.match(row.cells[7], /^\d+s$/);
   assert.equal(row.object.kind, 'PartialObjectMetadata');
 
   const namespaces = await call('/api/v1/namespaces', { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' });

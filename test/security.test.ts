@@ -178,10 +178,10 @@ test('a ModelCanary author cannot make the controller post notifications anywher
 
 test('modelcanary run refuses credentials in its own addresses, and never prints them', async () => {
   const run = await modelcanary(['run', '--prometheus', 'http://admin:s3cret@prometheus:9090', '--metrics-addr', '127.0.0.1:0']);
-  assert.equal(run.code, 1);
+  assert.equal(run.code, 2);
   assert.match(run.stderr, /--prometheus: http:\/\/\[redacted\]@prometheus:9090 holds credentials; put them in a Secret and name it with --metrics-provider NAME=URL,secret=NAMESPACE\/NAME/);
   assert.ok(!run.stderr.includes('s3cret'));
   const named = await modelcanary(['run', '--metrics-provider', 'ops=HTTP://admin:s3cret@mimir:9009', '--metrics-addr', '127.0.0.1:0']);
-  assert.equal(named.code, 1);
+  assert.equal(named.code, 2);
   assert.ok(!named.stderr.includes('s3cret'), named.stderr);
 });

@@ -3,12 +3,13 @@
 // and `backtest` all call this; none of them decides anything themselves.
 
 import type { Analysis, Metric } from '../api/modelcanary.ts';
-import type { Evidence } from '../api/status.ts';
+import { evidenceOf, testOf, type Evidence, type SequentialTestState } from '../api/status.ts';
 import { boundAtOrAbove, countAbove, histogramQuantile, total } from './histogram.ts';
 import { addCounts, asSamples, countsOf, type Counts, type Observation, type Sample, type VersionPair } from '../api/observation.ts';
 import { logMixture, noEvidence, RATIO_GRID, rejects, update } from './sequential.ts';
 import { judgeMetric, type MetricVerdict } from './verdicts.ts';
 import { formatValue } from './format.ts';
+import { isPresetType } from '../api/presets.ts';
 
 export interface AnalysisState {
   /** Index into analysis.steps of the weight in force. */
@@ -27,6 +28,7 @@ export interface AnalysisState {
    * credit than the evidence covers.
    */
   carriedChecks?: number | undefined;
+  /** The sequential tests' evidence, as status keeps it (see Evidence); read and written by the engine only. */
   evidence: Evidence[];
 }
 
@@ -48,6 +50,14 @@ export interface Decision {
    * the controller raises a Warning event and a condition from them.
    */
   warnings: DecisionWarning[];
+  /** The analysis the decision was made under: where status finds each metric's bound and the number of steps. Left out by decisions made by hand. */
+  analysis?: Analysis | undefined;
+  /**
+   * Decided between checks (a watch): the metrics it did not judge, with their values over the
+   * requests it looked at, so that status shows every metric's numbers. Not verdicts: metrics and
+   * notifications count only `verdicts`.
+   */
+  unjudged?: MetricVerdict[] | undefined;
 }
 
 export interface DecisionWarning {
@@ -85,7 +95,7 @@ export function decide(analysis: Analysis, state: AnalysisState, observation: Ob
   const judged = freshCounts === undefined ? fresh : asSamples(state.carried === undefined ? freshCounts : sum(state.carried, freshCounts));
   const traffic: VersionPair<number | undefined> = { stable: countsOf(judged.stable)?.requests, canary: countsOf(judged.canary)?.requests };
   const thresholdVerdicts = analysis.metrics.map((metric) =>
-    judgeMetric(metric, metric.type === 'prometheus' || metric.type === 'outliers' ? (observation.custom[metric.name] ?? { stable: NOT_FETCHED, canary: NOT_FETCHED }) : judged, analysis, traffic, {
+    judgeMetric(metric, metric.type === 'prometheus' || metric.type === 'outliers' || isPresetType(metric.type) ? (observation.custom[metric.name] ?? { stable: NOT_FETCHED, canary: NOT_FETCHED }) : judged, analysis, traffic, {
       pointEstimates: options.pointEstimates,
     }),
   );
@@ -93,7 +103,7 @@ export function decide(analysis: Analysis, state: AnalysisState, observation: Ob
   const judgedChecks = freshCounts === undefined || state.carried === undefined ? 1 : 1 + (state.carriedChecks ?? 1);
   // Requests the sequential test has not seen yet: the whole interval, unless watch() looked at part of it.
   const unseen = observation.sinceLastWatch === undefined ? freshCounts : bothCounts(observation.sinceLastWatch);
-  const sequential = feedSequentialTests(analysis, state.evidence, unseen, countsOf(judged.stable));
+  const sequential = feedSequentialTests(analysis, state.evidence, unseen, countsOf(judged.stable), observation.custom);
   const evidence = sequential.evidence;
   const verdicts = thresholdVerdicts.map((verdict) => {
     const rejection = sequential.rejections.get(verdict.name);
@@ -110,6 +120,7 @@ export function decide(analysis: Analysis, state: AnalysisState, observation: Ob
     reason,
     inconclusiveAlarm,
     warnings,
+    analysis,
   });
 
   const severe = verdicts.find((v) => v.severe);
@@ -177,14 +188,19 @@ export function watch(analysis: Analysis, state: AnalysisState, counts: VersionP
   const next = { ...state, evidence: sequential.evidence };
   if (sequential.rejections.size === 0) return { state: next };
   // The values shown are those of the requests since the last look: what tipped the evidence.
-  const verdicts: MetricVerdict[] = [...sequential.rejections].map(([name, reason]) => {
-    const metric = analysis.metrics.find((m) => m.name === name);
-    return { name, type: metric?.type ?? 'errorRate', verdict: 'fail', severe: true, reason, stable: lookValue(metric, counts.stable), canary: lookValue(metric, counts.canary) };
-  });
+  const looked = analysis.metrics.map((metric) => ({ metric, rejection: sequential.rejections.get(metric.name), stable: lookValue(metric, counts.stable), canary: lookValue(metric, counts.canary) }));
+  const verdicts: MetricVerdict[] = looked.flatMap(({ metric, rejection, stable, canary }) =>
+    rejection === undefined ? [] : [{ name: metric.name, type: metric.type, verdict: 'fail' as const, severe: true, reason: rejection, stable, canary }],
+  );
+  const unjudged: MetricVerdict[] = looked.flatMap(({ metric, rejection, stable, canary }) =>
+    rejection !== undefined ? [] : [{ name: metric.name, type: metric.type, verdict: 'inconclusive' as const, severe: false, reason: NOT_JUDGED, stable, canary }],
+  );
   const reason = `rolled back at once: ${verdicts.map((v) => `${v.name}: ${v.reason}`).join('; ')}`;
   const failed = { ...next, failedChecks: next.failedChecks + 1 };
-  return { state: failed, rollback: { action: 'rollback', weight: 0, state: failed, verdicts, reason, inconclusiveAlarm: false, warnings: [] } };
+  return { state: failed, rollback: { action: 'rollback', weight: 0, state: failed, verdicts, reason, inconclusiveAlarm: false, warnings: [], analysis, unjudged } };
 }
+
+const NOT_JUDGED = 'not judged between checks (the sequential test finds nothing against it); the values are of the requests since the last look';
 
 /**
  * Whether a watch's evidence is worth a status write. A look that leaves every test far from
@@ -197,10 +213,18 @@ export function watch(analysis: Analysis, state: AnalysisState, counts: VersionP
 export function watchWorthKeeping(analysis: Analysis, before: readonly Evidence[], after: readonly Evidence[]): boolean {
   const alpha = analysis.sequentialTest.falseAlarmRate / 2;
   const halfWay = Math.log(1 / alpha) / 2;
-  return after.some((e) => {
-    const was = before.find((b) => b.metric === e.metric && b.quantile === e.quantile);
-    return was?.boundMs !== e.boundMs || logMixture(e) >= halfWay;
+  const earlier = readTests(before);
+  return readTests(after).some((e) => {
+    const was = earlier.find((b) => b.metric === e.metric && b.quantile === e.quantile);
+    // A look that counted no event leaves the evidence as it was: the next look sees its requests anyway.
+    const changed = was === undefined || was.canaryEvents !== e.canaryEvents || was.stableEvents !== e.stableEvents;
+    return was?.boundMs !== e.boundMs || (changed && logMixture(e) >= halfWay);
   });
+}
+
+/** The tests status kept, in either of its formats; one that cannot be read starts again. */
+function readTests(evidence: readonly Evidence[]): SequentialTestState[] {
+  return evidence.flatMap((e) => testOf(e) ?? []);
 }
 
 /** A version's value of `metric` over one look's counts: its 5xx ratio, or its latency quantile. */
@@ -217,40 +241,45 @@ function lookValue(metric: Metric | undefined, counts: Counts): number | undefin
  */
 function feedSequentialTests(
   analysis: Analysis,
-  previous: readonly Evidence[],
+  stored: readonly Evidence[],
   fresh: VersionPair<Counts> | undefined,
   stableJudged: Counts | undefined,
+  /** At a check: the presets' counts since the last check, which only checks read (watches leave their tests as they are). */
+  presets?: Observation['custom'],
 ): { evidence: Evidence[]; rejections: Map<string, string> } {
   const settings = analysis.sequentialTest;
   const rejections = new Map<string, string>();
-  if (!settings.enabled) return { evidence: [...previous], rejections };
+  const previous = readTests(stored);
+  if (!settings.enabled) return { evidence: previous.map(evidenceOf), rejections };
   const evidence: Evidence[] = [];
   for (const metric of analysis.metrics) {
     const tests = testsOf(metric);
     // Latency runs two tests (body and tail of the distribution), each at half the false-alarm rate.
     const alpha = settings.falseAlarmRate / tests.length;
+    const own = isPresetType(metric.type) ? bothCounts(presets?.[metric.name] ?? { stable: NOT_FETCHED, canary: NOT_FETCHED }) : fresh;
     for (const test of tests) {
       const before = previous.find((e) => e.metric === metric.name && e.quantile === test.quantile) ?? test;
-      const after = fresh === undefined ? before : accumulate(before, fresh, stableJudged, settings.toleratedRatio);
-      evidence.push(after);
-      if (!rejections.has(metric.name) && rejects(after, alpha)) rejections.set(metric.name, rejectionReason(after, alpha, settings.toleratedRatio));
+      const after = own === undefined ? before : accumulate(before, own, own === fresh ? stableJudged : own.stable, settings.toleratedRatio);
+      evidence.push(evidenceOf(after));
+      if (!rejections.has(metric.name) && rejects(after, alpha)) rejections.set(metric.name, rejectionReason(after, alpha, settings.toleratedRatio, metric.type));
     }
   }
   return { evidence, rejections };
 }
 
-function rejectionReason(evidence: Evidence, alpha: number, toleratedRatio: number): string {
-  const what = evidence.events === 'errors' ? '5xx rate' : `share of requests slower than ${formatValue(evidence.boundMs ?? NaN)} ms`;
+function rejectionReason(evidence: SequentialTestState, alpha: number, toleratedRatio: number, type: Metric['type']): string {
+  const errors = type === 'inferenceErrorRate' ? 'error rate at the endpoint picker' : '5xx rate';
+  const what = evidence.events === 'errors' ? errors : `share of ${type === 'interTokenLatency' ? 'observations' : 'requests'} slower than ${formatValue(evidence.boundMs ?? NaN)} ms`;
   const than = toleratedRatio === 1 ? "stable's" : `${toleratedRatio}× stable's`;
   return `the sequential test finds the canary's ${what} above ${than}: likelihood ratio ${formatValue(Math.exp(logMixture(evidence)))} ≥ ${formatValue(1 / alpha)} (canary ${evidence.canaryEvents} vs stable ${evidence.stableEvents} events so far)`;
 }
 
 /** The tests a metric starts with: errors for errorRate; for latency, requests slower than stable's median and than stable's checked quantile. */
-function testsOf(metric: Metric): Evidence[] {
+function testsOf(metric: Metric): SequentialTestState[] {
   const { logRatios, canaryEvents, stableEvents } = noEvidence();
   const empty = { metric: metric.name, logRatios, canaryEvents, stableEvents };
-  if (metric.type === 'errorRate') return [{ ...empty, events: 'errors' }];
-  if (metric.type === 'latency') {
+  if (metric.type === 'errorRate' || metric.type === 'inferenceErrorRate') return [{ ...empty, events: 'errors' }];
+  if (metric.type === 'latency' || metric.type === 'ttft' || metric.type === 'interTokenLatency' || metric.type === 'e2eLatency') {
     const quantiles = metric.quantile === 0.5 ? [0.5] : [0.5, metric.quantile];
     return quantiles.map((quantile) => ({ ...empty, events: 'slowRequests', quantile }));
   }
@@ -264,7 +293,7 @@ function testsOf(metric: Metric): Evidence[] {
  * Events are rounded: counts from Prometheus's increase() are extrapolated, so fractional, and
  * the test counts whole requests.
  */
-function accumulate(evidence: Evidence, fresh: VersionPair<Counts>, stableJudged: Counts | undefined, toleratedRatio: number): Evidence {
+function accumulate(evidence: SequentialTestState, fresh: VersionPair<Counts>, stableJudged: Counts | undefined, toleratedRatio: number): SequentialTestState {
   if (evidence.events === 'errors') {
     return merge(evidence, fresh.stable.requests, fresh.canary.requests, Math.round(fresh.stable.errors), Math.round(fresh.canary.errors), toleratedRatio);
   }
@@ -281,7 +310,7 @@ function accumulate(evidence: Evidence, fresh: VersionPair<Counts>, stableJudged
   return merge(evidence, fresh.stable.requests, fresh.canary.requests, slow(stableHistogram), slow(canaryHistogram), toleratedRatio);
 }
 
-function merge(evidence: Evidence, stableRequests: number, canaryRequests: number, stableEvents: number, canaryEvents: number, toleratedRatio: number): Evidence {
+function merge(evidence: SequentialTestState, stableRequests: number, canaryRequests: number, stableEvents: number, canaryEvents: number, toleratedRatio: number): SequentialTestState {
   const logRatios = evidence.logRatios.length === RATIO_GRID.length ? evidence.logRatios : noEvidence().logRatios;
   const next = update({ logRatios, canaryEvents: evidence.canaryEvents, stableEvents: evidence.stableEvents }, { stableRequests, canaryRequests, stableEvents, canaryEvents }, toleratedRatio);
   return { ...evidence, ...next };

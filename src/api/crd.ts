@@ -70,9 +70,12 @@ export function modelCanaryCrd(): Record<string, unknown> {
             { name: 'Model', type: 'string', jsonPath: '.spec.model' },
             { name: 'Stable', type: 'string', jsonPath: '.spec.stable.version' },
             { name: 'Canary', type: 'string', jsonPath: '.spec.canary.version' },
+            // Step before Weight, as `kubectl modelcanary list` shows them.
+            { name: 'Step', type: 'string', jsonPath: '.status.stepLabel', description: 'The step in force: 2/3 is the second of three' },
             { name: 'Weight', type: 'integer', jsonPath: '.status.canaryWeight', description: 'Percent of traffic on the canary' },
             { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+            { name: 'Last Check', type: 'string', jsonPath: '.status.lastAnalysis.decision', description: 'What the last check decided: hold, advance, promote or rollback', priority: 1 },
             { name: 'Message', type: 'string', jsonPath: '.status.message', priority: 1 },
           ],
           schema: {

@@ -23,6 +23,9 @@ const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const PROMETHEUS_LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const HTTP_HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
+/** The API group of InferencePool v1, the Gateway API Inference Extension's backend for model servers. */
+export const INFERENCE_POOL_GROUP = 'inference.networking.k8s.io';
+
 /**
  * A string-to-string map with a bounded size. Key names are checked by zod only: a CEL rule
  * over map keys has no length bound the API server can estimate, and its cost check would
@@ -89,17 +92,51 @@ export const Destination = annotate(
         .regex(DNS_SUBDOMAIN, 'must be a host name: lower-case letters, digits, "-" and ".", such as fraud-detector or fraud-detector.ml-serving.svc.cluster.local'),
       {
         description:
-          'Istio: the destination host as written in the VirtualService (a Service name or FQDN). Gateway API: the name of the Service this version runs behind.',
+          'Istio: the destination host as written in the VirtualService (a Service name or FQDN). Gateway API: the name of the Service this version runs behind. Set exactly one of host and inferencePool.',
       },
-    ),
+    ).optional(),
+    inferencePool: objectName(
+      `Gateway API only: the name of the InferencePool (${INFERENCE_POOL_GROUP}/v1, in the ModelCanary's namespace) this version runs behind, the Gateway API Inference Extension's way to split traffic between two model versions; the HTTPRoute's backendRef is {group: ${INFERENCE_POOL_GROUP}, kind: InferencePool, name}. Set exactly one of host and inferencePool.`,
+    ).optional(),
     subset: dnsLabel('Istio only: the DestinationRule subset that selects this version, such as v2.').optional(),
     port: annotate(z.int().min(1).max(65535), {
-      description: 'Port of the destination. Optional for Istio when the host has one port; required for Gateway API backendRefs.',
+      description: 'Port of the Service (host). Optional for Istio when the host has one port; required for Gateway API backendRefs to a Service. Not set with inferencePool: the pool names its own ports (spec.targetPorts).',
     }).optional(),
   }),
-  { description: "Where this version's traffic is sent." },
+  {
+    description: "Where this version's traffic is sent: a Service (host) or, with gatewayAPI, an InferencePool.",
+    rules: [
+      rule<{ host?: string | undefined; inferencePool?: string | undefined }>(
+        'has(self.host) != has(self.inferencePool)',
+        'set exactly one of host (a Service) and inferencePool (an InferencePool, with gatewayAPI)',
+        (d) => (d.host === undefined) !== (d.inferencePool === undefined),
+      ),
+      rule<{ inferencePool?: string | undefined; port?: number | undefined }>(
+        '!has(self.inferencePool) || !has(self.port)',
+        'port is for a Service (host): an InferencePool names its own ports (spec.targetPorts); remove port',
+        (d) => d.inferencePool === undefined || d.port === undefined,
+        ['port'],
+      ),
+    ],
+  },
 );
 export type Destination = z.output<typeof Destination>;
+
+/** What a destination names: a Service (by host, with Istio also a subset) or an InferencePool. */
+export type Backend = { kind: 'Service'; host: string; subset?: string | undefined; port?: number | undefined } | { kind: 'InferencePool'; name: string };
+
+/** The backend of a destination that passed validation, which holds exactly one of host and inferencePool. */
+export function backendOf(destination: Destination): Backend {
+  if (destination.inferencePool !== undefined) return { kind: 'InferencePool', name: destination.inferencePool };
+  return { kind: 'Service', host: destination.host ?? '', subset: destination.subset, port: destination.port };
+}
+
+/** How a destination is named to people: "Service chat-v1 port 8000", "InferencePool chat-pool-v2". */
+export function describeBackend(destination: Destination): string {
+  const backend = backendOf(destination);
+  if (backend.kind === 'InferencePool') return `InferencePool ${backend.name}`;
+  return [`Service ${backend.host}`, backend.subset === undefined ? undefined : `subset ${backend.subset}`, backend.port === undefined ? undefined : `port ${backend.port}`].filter(Boolean).join(' ');
+}
 
 export const VersionTarget = annotate(
   z.strictObject({
@@ -323,9 +360,77 @@ export const OutliersMetric = annotate(
   },
 );
 
-export const Metric = annotate(z.discriminatedUnion('type', [ErrorRateMetric, LatencyMetric, PrometheusMetric, OutliersMetric]), {
-  description: 'One check run at every interval on both versions.',
+// ── LLM presets (src/api/presets.ts, docs/llm.md) ─────────────────────────────────────
+
+const presetVersionLabels = (which: string): z.ZodRecord<z.ZodString, z.ZodString> =>
+  labelMap(
+    z.string().regex(PROMETHEUS_LABEL_NAME, 'must be a Prometheus label name: letters, digits and "_", not starting with a digit'),
+    z.string().max(1024),
+    16,
+    `Label matchers (label: exact value) that select ${which}'s series.`,
+  );
+
+const presetLabels = annotate(z.strictObject({ stable: presetVersionLabels('stable'), canary: presetVersionLabels('the canary') }), {
+  description:
+    "Label matchers that select each version in the exporter's series, replacing the default: model_name (vLLM) or target_model_name (endpoint picker) equal to <model>-<version>, as in model_name=\"chat-v2\".",
 });
+
+const presetSource = annotate(z.enum(['vllm', 'endpointPicker']), {
+  description:
+    "Whose histogram: vllm (vLLM's own /metrics: vllm:time_to_first_token_seconds, vllm:inter_token_latency_seconds or, before 0.11, vllm:time_per_output_token_seconds, vllm:e2e_request_latency_seconds) or endpointPicker (the Gateway API Inference Extension's endpoint picker: inference_objective_request_ttft_seconds, _tpot_seconds, _duration_seconds). Default vllm.",
+});
+
+const llmLatency = <T extends 'ttft' | 'interTokenLatency' | 'e2eLatency'>(type: T, what: string) =>
+  annotate(
+    z.strictObject({
+      ...metricBase,
+      type: annotate(z.literal(type), { description: 'Kind of check.' }),
+      // No default in the schema: the CRD merges the metric kinds into one object schema, where a default would be written into every metric.
+      source: presetSource.optional(),
+      quantile: annotate(z.number().gt(0).lt(1), { description: `${type}: the quantile of the ${what} checked, between 0 and 1 exclusive (0.95 = p95), computed from the exporter's bucket counts.` }),
+      maxMs: annotate(z.number().gt(0).max(3_600_000), { description: `${type}: the highest acceptable canary quantile, in milliseconds.` }).optional(),
+      maxRatioToStable: ratioToStable(`${type}: the highest acceptable ratio of the canary's quantile to stable's (1.25 = at most 25 % slower). At least 1.`, z.number().min(1)).optional(),
+      labels: presetLabels.optional(),
+      maxRequestDuration: duration(
+        `${type}: how long a request can take. Histograms count only finished requests, so after a weight change they over-represent short ones until the requests started before it have finished: this check judges only what finished from maxRequestDuration after the step began, and holds (inconclusive) until then.`,
+        '1s',
+        '1h',
+      ).optional(),
+    }),
+    {
+      description: `The ${what} of the canary from its exporter's histogram, against a bound in milliseconds and/or against stable, judged like latency (confidence bounds and the sequential test).`,
+      rules: [
+        rule<{ maxMs?: number | undefined; maxRatioToStable?: number | undefined }>(
+          'has(self.maxMs) || has(self.maxRatioToStable)',
+          `${type} metrics need maxMs, maxRatioToStable or both`,
+          (m) => m.maxMs !== undefined || m.maxRatioToStable !== undefined,
+        ),
+      ],
+    },
+  );
+
+export const TtftMetric = llmLatency('ttft', 'time to first token');
+export const InterTokenLatencyMetric = llmLatency('interTokenLatency', 'inter-token latency (time per output token)');
+export const E2eLatencyMetric = llmLatency('e2eLatency', 'end-to-end request latency');
+
+export const InferenceErrorRateMetric = annotate(
+  z.strictObject({
+    ...metricBase,
+    type: annotate(z.literal('inferenceErrorRate'), { description: 'Kind of check.' }),
+    source: annotate(z.literal('endpointPicker'), { description: "Whose counters: the endpoint picker's (the only source today, and the default)." }).optional(),
+    max: annotate(z.number().min(0).max(1), { description: "inferenceErrorRate: the highest acceptable share of the canary's requests that the endpoint picker counted as errors, from 0 to 1." }),
+    labels: presetLabels.optional(),
+  }),
+  {
+    description:
+      "Share of the canary's requests counted as errors by the Inference Extension's endpoint picker (inference_objective_request_error_total over inference_objective_request_total; inference_model_* before v1.1), judged like errorRate.",
+  },
+);
+
+export const Metric = annotate(
+  z.discriminatedUnion('type', [ErrorRateMetric, LatencyMetric, PrometheusMetric, OutliersMetric, TtftMetric, InterTokenLatencyMetric, E2eLatencyMetric, InferenceErrorRateMetric]),
+  { description: 'One check run at every interval on both versions.' },
+);
 export type Metric = z.output<typeof Metric>;
 export type MetricType = Metric['type'];
 
@@ -617,16 +722,34 @@ export type NotificationTarget = z.output<typeof NotificationTarget>;
 
 // ── Spec and resource ───────────────────────────────────────────────────────────────────
 
+interface DestinationShape {
+  host?: string | undefined;
+  inferencePool?: string | undefined;
+  subset?: string | undefined;
+  port?: number | undefined;
+}
+
 interface SpecShape {
-  stable: { version: string; destination: { host: string; subset?: string | undefined; port?: number | undefined } };
-  canary: { version: string; destination: { host: string; subset?: string | undefined; port?: number | undefined } };
+  stable: { version: string; destination: DestinationShape };
+  canary: { version: string; destination: DestinationShape };
   trafficRouting: { istio?: unknown; gatewayAPI?: unknown };
+  analysis: { metrics: { type: string; clusterName?: unknown }[] };
 }
 
 // Rules for one provider hold only when it is the only one: with both set, the one problem
 // worth reporting is "set exactly one".
 const ONLY_GATEWAY_API = '(has(self.trafficRouting.gatewayAPI) && !has(self.trafficRouting.istio))';
+const ONLY_ISTIO = '(has(self.trafficRouting.istio) && !has(self.trafficRouting.gatewayAPI))';
 const onlyGatewayApi = (s: SpecShape): boolean => s.trafficRouting.gatewayAPI !== undefined && s.trafficRouting.istio === undefined;
+const onlyIstio = (s: SpecShape): boolean => s.trafficRouting.istio !== undefined && s.trafficRouting.gatewayAPI === undefined;
+
+/** CEL for a destination's optional field, or a stand-in when it is absent, so that two destinations compare field by field. */
+const celField = (which: 'stable' | 'canary', field: keyof DestinationShape, absent: string): string =>
+  `(has(self.${which}.destination.${field}) ? self.${which}.destination.${field} : ${absent})`;
+const sameField = (s: SpecShape, field: keyof DestinationShape): boolean => s.stable.destination[field] === s.canary.destination[field];
+
+const INFERENCE_POOL_OUTLIERS =
+  "an outliers metric needs clusterName when a version is an InferencePool: the default names a Service's Envoy cluster (outbound|port|subset|host), and a pool's endpoints are chosen by its endpoint picker; set clusterName.stable and clusterName.canary to the clusters your gateway reports for the pools, or remove the metric";
 
 const specRules: Rule<SpecShape>[] = [
   rule(
@@ -636,13 +759,20 @@ const specRules: Rule<SpecShape>[] = [
     ['canary', 'version'],
   ),
   rule(
-    "!has(self.trafficRouting.istio) || has(self.trafficRouting.gatewayAPI) || self.stable.destination.host != self.canary.destination.host || (has(self.stable.destination.subset) ? self.stable.destination.subset : '') != (has(self.canary.destination.subset) ? self.canary.destination.subset : '')",
+    `!${ONLY_ISTIO} || !has(self.stable.destination.host) || !has(self.canary.destination.host) || self.stable.destination.host != self.canary.destination.host || ${celField('stable', 'subset', "''")} != ${celField('canary', 'subset', "''")}`,
     'must differ from stable.destination: give each version its own subset (or host)',
     (s) =>
-      s.trafficRouting.istio === undefined ||
-      s.trafficRouting.gatewayAPI !== undefined ||
+      !onlyIstio(s) ||
+      s.stable.destination.host === undefined ||
+      s.canary.destination.host === undefined ||
       s.stable.destination.host !== s.canary.destination.host ||
       (s.stable.destination.subset ?? '') !== (s.canary.destination.subset ?? ''),
+    ['canary', 'destination'],
+  ),
+  rule(
+    `!${ONLY_GATEWAY_API} || ${celField('stable', 'host', "''")} != ${celField('canary', 'host', "''")} || ${celField('stable', 'port', '0')} != ${celField('canary', 'port', '0')} || ${celField('stable', 'inferencePool', "''")} != ${celField('canary', 'inferencePool', "''")}`,
+    'must differ from stable.destination: give each version its own Service (host and port) or InferencePool',
+    (s) => !onlyGatewayApi(s) || !sameField(s, 'host') || !sameField(s, 'port') || !sameField(s, 'inferencePool'),
     ['canary', 'destination'],
   ),
   ...(['stable', 'canary'] as const).flatMap((which) => [
@@ -653,12 +783,27 @@ const specRules: Rule<SpecShape>[] = [
       [which, 'destination', 'subset'],
     ),
     rule<SpecShape>(
-      `!${ONLY_GATEWAY_API} || has(self.${which}.destination.port)`,
+      `!${ONLY_GATEWAY_API} || has(self.${which}.destination.port) || !has(self.${which}.destination.host)`,
       'port is required with gatewayAPI: HTTPRoute backendRefs to a Service need one',
-      (s) => !onlyGatewayApi(s) || s[which].destination.port !== undefined,
+      (s) => !onlyGatewayApi(s) || s[which].destination.port !== undefined || s[which].destination.host === undefined,
       [which, 'destination', 'port'],
     ),
+    rule<SpecShape>(
+      `!${ONLY_ISTIO} || !has(self.${which}.destination.inferencePool)`,
+      'inferencePool is for gatewayAPI: an Istio VirtualService routes to a host; set host (and subset), or route with trafficRouting.gatewayAPI and an HTTPRoute',
+      (s) => !onlyIstio(s) || s[which].destination.inferencePool === undefined,
+      [which, 'destination', 'inferencePool'],
+    ),
   ]),
+  {
+    cel: "(!has(self.stable.destination.inferencePool) && !has(self.canary.destination.inferencePool)) || self.analysis.metrics.all(m, m.type != 'outliers' || has(m.clusterName))",
+    message: INFERENCE_POOL_OUTLIERS,
+    fieldPath: '.analysis.metrics',
+    violations: (s) =>
+      s.stable.destination.inferencePool === undefined && s.canary.destination.inferencePool === undefined
+        ? []
+        : s.analysis.metrics.flatMap((m, i) => (m.type === 'outliers' && m.clusterName === undefined ? [{ path: ['analysis', 'metrics', i, 'clusterName'], message: INFERENCE_POOL_OUTLIERS }] : [])),
+  },
 ];
 
 export const ModelCanarySpec = annotate(

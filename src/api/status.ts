@@ -52,8 +52,9 @@ export const MetricResult = annotate(
   z.object({
     name: annotate(z.string(), { description: 'Name of the metric.' }),
     verdict: Verdict,
-    stable: annotate(z.number().nullable(), { description: "Stable's value, when measured." }).optional(),
+    stable: annotate(z.number().nullable(), { description: "Stable's value, when measured: a 5xx ratio, milliseconds, or the query's value." }).optional(),
     canary: annotate(z.number().nullable(), { description: "Canary's value, when measured." }).optional(),
+    bound: annotate(z.string().max(256), { description: 'The bound the canary is held to, as people read it (≤ 1.00 %, p99 ≤ 500 ms, ≤ 1.25× stable).' }).optional(),
     reason: annotate(z.string().max(4096), { description: 'The numbers and the rule behind the verdict.' }),
     interval: annotate(
       z.object({
@@ -82,34 +83,156 @@ export const LastAnalysis = annotate(
 );
 export type LastAnalysis = z.output<typeof LastAnalysis>;
 
+// ── Compact state ──────────────────────────────────────────────────────────────────────
+//
+// What a restarted controller needs to resume the sequential test (each test's log likelihood
+// ratios) and the watch mark (each version's latency bucket counters) is kept in status, where
+// it is written atomically with the decision it led to, but as one short string per test and
+// per version rather than arrays that `kubectl describe` prints one number a line. The rule:
+// a string starts with its format version ("v1;"); numbers keep every bit (log ratios as
+// base64url of IEEE-754 doubles, counts and bounds as JavaScript's shortest round-trip
+// decimals), so a decision after a restart is the one the controller would have made without
+// it. Statuses written by modelcanary 0.1 (arrays: evidence[].logRatios, latency.bounds and
+// latency.cumulative) stay declared here, so the API server keeps them, and are read as they
+// are; they are never written again.
+
+const FORMAT = 'v1';
+
+/** One sequential test's state, as the engine works with it. */
+export interface SequentialTestState {
+  metric: string;
+  /** What is counted: 5xx answers, or requests slower than boundMs. */
+  events: 'errors' | 'slowRequests';
+  quantile?: number | undefined;
+  boundMs?: number | undefined;
+  /** Log likelihood ratio of each alternative of the test. */
+  logRatios: number[];
+  canaryEvents: number;
+  stableEvents: number;
+}
+
+const TEST_PATTERN = '^v1;(errors|slowRequests);[0-9.e+-]*;[0-9.e+-]*;[A-Za-z0-9_-]*$';
+
 export const Evidence = annotate(
   z.object({
     metric: annotate(z.string(), { description: 'Name of the metric.' }),
-    events: annotate(z.enum(['errors', 'slowRequests']), { description: 'What is counted: 5xx answers, or requests slower than boundMs.' }),
-    quantile: annotate(z.number(), { description: "slowRequests: the quantile of stable's latency that chose the bound." }).optional(),
-    boundMs: annotate(z.number(), { description: 'slowRequests: the latency bound, a bucket bound in milliseconds.' }).optional(),
-    logRatios: annotate(z.array(z.number()).max(16), { description: 'Log likelihood ratio of each alternative of the test.' }),
     canaryEvents: annotate(z.int().min(0), { description: 'Events counted on the canary.' }),
     stableEvents: annotate(z.int().min(0), { description: 'Events counted on stable.' }),
+    test: annotate(z.string().max(256).regex(new RegExp(TEST_PATTERN), 'must be v1;EVENTS;QUANTILE;BOUND_MS;LOG_RATIOS'), {
+      description:
+        'The test, for the controller: v1;EVENTS;QUANTILE;BOUND_MS;LOG_RATIOS. EVENTS is errors (5xx answers) or slowRequests (slower than BOUND_MS, a bucket bound chosen at QUANTILE of stable\'s latency; both empty for errors); LOG_RATIOS is the log likelihood ratio of each alternative of the test, as base64url of little-endian IEEE-754 doubles.',
+    }).optional(),
+    events: annotate(z.enum(['errors', 'slowRequests']), { description: 'Written by modelcanary 0.1 (now in test): what is counted.' }).optional(),
+    quantile: annotate(z.number(), { description: 'Written by modelcanary 0.1 (now in test).' }).optional(),
+    boundMs: annotate(z.number(), { description: 'Written by modelcanary 0.1 (now in test).' }).optional(),
+    logRatios: annotate(z.array(z.number()).max(16), { description: 'Written by modelcanary 0.1 (now in test): log likelihood ratio of each alternative.' }).optional(),
   }),
-  { description: "One metric's accumulated evidence." },
+  { description: "One sequential test's accumulated evidence." },
 );
 export type Evidence = z.output<typeof Evidence>;
+
+/** The test as status keeps it. */
+export function evidenceOf(test: SequentialTestState): Evidence {
+  const bytes = new DataView(new ArrayBuffer(8 * test.logRatios.length));
+  test.logRatios.forEach((x, i) => {
+    bytes.setFloat64(8 * i, x, true);
+  });
+  const ratios = Buffer.from(bytes.buffer).toString('base64url');
+  const number = (x: number | undefined): string => (x === undefined ? '' : String(x));
+  return {
+    metric: test.metric,
+    canaryEvents: test.canaryEvents,
+    stableEvents: test.stableEvents,
+    test: [FORMAT, test.events, number(test.quantile), number(test.boundMs), ratios].join(';'),
+  };
+}
+
+/** The test status kept, in either format; undefined when it cannot be read (then the test starts again). */
+export function testOf(evidence: Evidence): SequentialTestState | undefined {
+  const { metric, canaryEvents, stableEvents } = evidence;
+  if (evidence.test === undefined) {
+    if (evidence.events === undefined || evidence.logRatios === undefined) return undefined;
+    return { metric, events: evidence.events, quantile: evidence.quantile, boundMs: evidence.boundMs, logRatios: [...evidence.logRatios], canaryEvents, stableEvents };
+  }
+  const [format, events, quantile, boundMs, ratios] = evidence.test.split(';');
+  if (format !== FORMAT || (events !== 'errors' && events !== 'slowRequests') || ratios === undefined) return undefined;
+  const bytes = Buffer.from(ratios, 'base64url');
+  if (bytes.length % 8 !== 0) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const logRatios = Array.from({ length: bytes.length / 8 }, (_, i) => view.getFloat64(8 * i, true));
+  const optional = (text: string | undefined): number | undefined => (text === undefined || text === '' ? undefined : Number(text));
+  return { metric, events, quantile: optional(quantile), boundMs: optional(boundMs), logRatios, canaryEvents, stableEvents };
+}
+
+/** Latency bucket counters: finite upper bounds in milliseconds, and cumulative counts per bound, then the total. */
+export interface BucketCounts {
+  bounds: readonly number[];
+  cumulative: readonly number[];
+}
+
+const BUCKETS_PATTERN = '^v1;(istio|[0-9.e+-]+(,[0-9.e+-]+)*);[0-9.e+*-]+(,[0-9.e+*-]+)*$';
+
+/** Istio's default buckets (istio_request_duration_milliseconds), written as `istio`. */
+const ISTIO_BOUNDS = '0.5,1,5,10,25,50,100,250,500,1000,2500,5000,10000,30000,60000,300000,600000,1800000,3600000';
+
+/**
+ * Buckets as status keeps them: v1;BOUNDS;COUNTS, with `istio` for Istio's default bounds and a
+ * run of equal counts written once with its length (`2093*12`): a histogram's upper buckets
+ * all hold the total.
+ */
+export function bucketsText(histogram: BucketCounts): string {
+  const bounds = histogram.bounds.join(',');
+  const runs: string[] = [];
+  for (let i = 0; i < histogram.cumulative.length; ) {
+    const value = histogram.cumulative[i] ?? 0;
+    let n = 1;
+    while (histogram.cumulative[i + n] === value) n++;
+    runs.push(n === 1 ? String(value) : `${String(value)}*${String(n)}`);
+    i += n;
+  }
+  return [FORMAT, bounds === ISTIO_BOUNDS ? 'istio' : bounds, runs.join(',')].join(';');
+}
+
+/** The buckets of bucketsText; undefined when the text cannot be read. */
+export function bucketsOf(text: string): BucketCounts | undefined {
+  const [format, boundsText, countsText] = text.split(';');
+  if (format !== FORMAT || boundsText === undefined || countsText === undefined) return undefined;
+  const bounds = (boundsText === 'istio' ? ISTIO_BOUNDS : boundsText).split(',').map(Number);
+  const cumulative: number[] = [];
+  for (const run of countsText.split(',')) {
+    const [value, times] = run.split('*');
+    const n = times === undefined ? 1 : Number(times);
+    if (!Number.isInteger(n) || n < 1 || n > 1000) return undefined;
+    for (let i = 0; i < n; i++) cumulative.push(Number(value));
+  }
+  const readable = [...bounds, ...cumulative].every(Number.isFinite) && cumulative.length === bounds.length + 1;
+  return readable ? { bounds, cumulative } : undefined;
+}
 
 const VersionCounts = annotate(
   z.object({
     requests: annotate(z.int().min(0), { description: 'Requests served, as Istio counted them.' }),
     errors: annotate(z.int().min(0), { description: 'Requests answered with a 5xx.' }),
+    buckets: annotate(z.string().max(1024).regex(new RegExp(BUCKETS_PATTERN), 'must be v1;BOUNDS;COUNTS'), {
+      description:
+        'Latency bucket counters, for the controller: v1;BOUNDS;COUNTS. BOUNDS are the bucket upper bounds in milliseconds (istio: Istio\'s default ones); COUNTS the cumulative count per bound, then the total, a run of equal counts written as COUNT*LENGTH.',
+    }).optional(),
     latency: annotate(
       z.object({
         bounds: annotate(z.array(z.number()).max(64), { description: 'Bucket upper bounds in milliseconds.' }),
         cumulative: annotate(z.array(z.number()).max(65), { description: 'Cumulative counts per bound, then the total.' }),
       }),
-      { description: 'Latency bucket counts.' },
+      { description: 'Written by modelcanary 0.1 (now in buckets): latency bucket counts.' },
     ).optional(),
   }),
   { description: "One version's counts." },
 );
+export type VersionCounts = z.output<typeof VersionCounts>;
+
+/** A version's latency buckets, in either format. */
+export function latencyOf(counts: VersionCounts): BucketCounts | undefined {
+  return counts.buckets !== undefined ? bucketsOf(counts.buckets) : counts.latency;
+}
 
 export const WatchMark = annotate(
   z.object({
@@ -236,6 +359,9 @@ export const ModelCanaryStatus = annotate(
     canaryVersion: annotate(z.string().max(63), { description: 'The version being rolled out.' }).optional(),
     canaryWeight: annotate(z.int().min(0).max(100), { description: 'Percent of traffic now sent to the canary.' }).optional(),
     currentStep: annotate(z.int().min(0).max(20), { description: 'Index into spec.analysis.steps of the weight in force.' }).optional(),
+    stepLabel: annotate(z.string().max(8).regex(/^[0-9]+\/[0-9]+$/, 'must be STEP/STEPS'), {
+      description: 'The step in force as people count it, for kubectl get: 2/3 is the second of three steps (currentStep + 1 of spec.analysis.steps).',
+    }).optional(),
     failedChecks: annotate(z.int().min(0), { description: 'Failed checks counted toward spec.analysis.failureThreshold.' }).optional(),
     inconclusiveChecks: annotate(z.int().min(0), { description: 'Consecutive inconclusive or unmeasurable checks.' }).optional(),
     passedChecks: annotate(z.int().min(0), { description: 'Passing checks at the current step, toward spec.analysis.checksPerStep.' }).optional(),
@@ -243,7 +369,7 @@ export const ModelCanaryStatus = annotate(
     carriedCounts: CarriedCounts.optional(),
     carriedChecks: annotate(z.int().min(0).max(100000), { description: 'How many checks the carried counts cover, credited toward spec.analysis.checksPerStep when they pass.' }).optional(),
     evidence: annotate(z.array(Evidence).max(40), {
-      description: 'The sequential test\'s evidence, per metric, so that it survives a restart of the controller.',
+      description: "The sequential test's evidence, one entry per test (a latency metric has two), so that it survives a restart of the controller.",
     }).optional(),
     watchMark: WatchMark.optional(),
     stepStartedAt: annotate(z.iso.datetime({ offset: true }), {

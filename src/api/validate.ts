@@ -2,7 +2,7 @@
 // YAML, what is wrong in our words, and the likely fix for a misspelt field or value.
 
 import { z } from 'zod';
-import { ModelCanary } from './modelcanary.ts';
+import { GROUP, KIND, ModelCanary } from './modelcanary.ts';
 import { closest } from './suggest.ts';
 
 export interface Problem {
@@ -18,6 +18,24 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; problems: Problem
 /** Checks a parsed manifest (one YAML document) as a ModelCanary. */
 export function checkModelCanary(document: unknown): Checked<ModelCanary> {
   return checkAgainst(ModelCanary, document);
+}
+
+/**
+ * What a document is, by its kind: a ModelCanary to check; a near miss to stop for (a kind
+ * that is a misspelling of ModelCanary, or another kind in our API group: the API server
+ * would refuse it, and a file meant as a rollout would silently do nothing); or a kind of
+ * someone else's (Service, VirtualService), which is not ours to judge.
+ */
+export type KindCheck = { is: 'modelCanary' } | { is: 'other' } | { is: 'mistaken'; problem: Problem };
+
+export function checkKind(apiVersion: unknown, kind: string): KindCheck {
+  if (kind === KIND) return { is: 'modelCanary' };
+  // kubectl's list kinds hold their objects in items; they are read as lists, not judged.
+  if (kind === `${KIND}List`) return { is: 'other' };
+  const problem = (message: string): KindCheck => ({ is: 'mistaken', problem: { path: 'kind', segments: ['kind'], message } });
+  if (closest(kind, [KIND]) !== undefined) return problem(`${JSON.stringify(kind)}: did you mean ${KIND}?`);
+  if (typeof apiVersion === 'string' && apiVersion.split('/')[0] === GROUP) return problem(`${JSON.stringify(kind)} is not a kind of ${GROUP}: its only kind is ${KIND}`);
+  return { is: 'other' };
 }
 
 export function checkAgainst<S extends z.ZodType>(schema: S, input: unknown): Checked<z.output<S>> {
@@ -88,7 +106,8 @@ function listKnown(known: readonly string[]): string {
 function oneOf(allowed: readonly string[], value: unknown): string {
   const quoted = allowed.map((v) => JSON.stringify(v));
   const expected = allowed.length === 1 ? `must be ${quoted[0] ?? ''}` : `must be one of ${quoted.join(', ')}`;
-  if (typeof value !== 'string') return `${expected}, not ${describeValue(value)}`;
+  // With one allowed value, "did you mean" would only repeat it: show what was written instead.
+  if (typeof value !== 'string' || allowed.length === 1) return `${expected}, not ${describeValue(value)}`;
   const guess = closest(value, allowed);
   return guess === undefined ? `${expected}, not ${describeValue(value)}` : `${expected} (did you mean ${guess}?)`;
 }

@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
-import { resolve } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Composer, isScalar, Lexer, LineCounter, Parser, visit, type CST, type Document } from 'yaml';
-import type { Io } from './io.ts';
+import { describeError, errorCode, type Io } from './io.ts';
 
 /**
  * What reading one manifest file may cost. A ModelCanary is a few KiB nested about ten levels
@@ -13,20 +14,20 @@ import type { Io } from './io.ts';
  */
 export const YAML_LIMITS = { bytes: 4 * 1024 * 1024, depth: 100, aliases: 100, aliasExpansions: 100 } as const;
 
-export type YamlFile = { ok: true; documents: Document[]; values: unknown[] } | { ok: false; messages: string[] };
+export type YamlFile = { ok: true; documents: Document[]; values: unknown[]; lines: LineCounter } | { ok: false; messages: string[] };
 
 /**
  * Reads a file (- for standard input) and parses every YAML document in it (JSON is YAML),
  * with each document's value. Failures come back as messages ready to print: `FILE: cannot
- * read: ENOENT`, `FILE:LINE:COL: not valid YAML: …` for each syntax error, duplicate keys
- * included, or `FILE: refused: …` naming the limit of YAML_LIMITS the file exceeds.
+ * read: no such file or directory`, `FILE:LINE:COL: not valid YAML: …` for each syntax error,
+ * duplicate keys included, or `FILE: refused: …` naming the limit of YAML_LIMITS the file exceeds.
  */
 export async function readYamlFile(file: string, io: Io): Promise<YamlFile> {
   let text: string | undefined;
   try {
     text = await readCapped(file === '-' ? io.stdin : createReadStream(resolve(io.cwd, file), { end: YAML_LIMITS.bytes }), YAML_LIMITS.bytes);
   } catch (error) {
-    return { ok: false, messages: [`${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`] };
+    return { ok: false, messages: [`${file}: cannot read: ${readProblem(error)}`] };
   }
   if (text === undefined) return refused(file, `larger than ${YAML_LIMITS.bytes / 1024 / 1024} MiB`);
 
@@ -53,7 +54,51 @@ export async function readYamlFile(file: string, io: Io): Promise<YamlFile> {
     if (!value.ok) return { ok: false, messages: [`${file}: ${value.problem}`] };
     values.push(value.value);
   }
-  return { ok: true, documents, values };
+  return { ok: true, documents, values, lines };
+}
+
+/** Why a file cannot be read, in words, with the fix when there is an obvious one. */
+export function readProblem(error: unknown): string {
+  switch (errorCode(error)) {
+    case 'ENOENT':
+      return 'no such file (check the path)';
+    case 'EISDIR':
+      return 'it is a directory; name a file in it';
+    default:
+      return describeError(error);
+  }
+}
+
+/**
+ * The files a command was given, with each directory replaced by the YAML files (*.yaml,
+ * *.yml) under it, recursively, in sorted order, as `kubectl apply -R -f DIR` finds them.
+ * Hidden entries and node_modules are passed over, and symbolic links to directories are not
+ * followed (no loops). A path that cannot be looked at is kept, for the reader to report.
+ */
+export async function expandDirectories(paths: readonly string[], cwd: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const path of paths) {
+    if (path === '-') {
+      files.push(path);
+      continue;
+    }
+    const info = await stat(resolve(cwd, path)).catch(() => undefined);
+    if (info?.isDirectory() === true) files.push(...(await yamlFilesUnder(path, cwd)));
+    else files.push(path);
+  }
+  return files;
+}
+
+async function yamlFilesUnder(dir: string, cwd: string): Promise<string[]> {
+  const entries = await readdir(resolve(cwd, dir), { withFileTypes: true });
+  const found: string[] = [];
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) found.push(...(await yamlFilesUnder(path, cwd)));
+    else if (/\.ya?ml$/i.test(entry.name) && (entry.isFile() || (entry.isSymbolicLink() && (await stat(resolve(cwd, path)).catch(() => undefined))?.isFile() === true))) found.push(path);
+  }
+  return found;
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {

@@ -1,4 +1,7 @@
-import { EXIT, type Io } from './io.ts';
+import { closest } from '../api/suggest.ts';
+import { asksForHelp } from './args.ts';
+import { describeError, EXIT, type Io } from './io.ts';
+import { kubeconfigFor } from './kube.ts';
 import { packageVersion } from './version.ts';
 
 // Each command's module is loaded only when it runs: `modelcanary run` loads no sandbox, mesh
@@ -10,8 +13,8 @@ Usage: modelcanary <command> [options]
        kubectl modelcanary <command> [options]   (as a kubectl plugin: kubectl-modelcanary on PATH)
 
 Commands:
-  validate FILE...    check ModelCanary manifests (multi-document YAML; - reads stdin)
-  crds [--write]      print the ModelCanary CRD (--write: update crds/ and the README reference)
+  validate PATH...    check ModelCanary manifests: YAML files, directories of them, - for stdin
+  crds [--write]      print the ModelCanary CRD (--write: regenerate a checkout's crds/ and README)
   sandbox             a Kubernetes-API-compatible server in memory, for kubectl and tests
   run                 the controller
   simulate            the analysis engine against simulated models, in virtual time
@@ -29,24 +32,89 @@ Commands:
   demo                rollouts on this machine, no cluster: one promoted, two rolled back
 
 Options:
-  -h, --help          show this help
+  -h, --help          show this help; modelcanary COMMAND --help (or modelcanary help COMMAND)
+                      shows a command's own
   -v, --version       show the version
+
+Exit status, the same for every command:
+  0   it worked
+  1   it ran and judged something bad: an invalid ModelCanary, a rollback (status, backtest),
+      a request the rollout refused, a webhook that refused the message
+  2   it could not run: bad usage, a file that is missing or not YAML, an address that cannot
+      be reached, no kubeconfig
 `;
 
+const COMMANDS = ['validate', 'crds', 'sandbox', 'run', 'simulate', 'backtest', 'route', 'notify', 'status', 'list', 'promote', 'abort', 'retry', 'approve', 'pause', 'resume', 'demo'] as const;
+type Command = (typeof COMMANDS)[number];
 
-export async function main(argv: string[], io: Io): Promise<number> {
+function isCommand(name: string): name is Command {
+  return (COMMANDS as readonly string[]).includes(name);
+}
+
+/**
+ * Runs one command. Help, unknown commands and anything a command throws are handled here, for
+ * every command alike: `help CMD` and `CMD --help` print the command's usage, and an error that
+ * escapes a command is one line in words with exit 2, never a stack trace.
+ */
+export async function main(argv: string[], io: Io, env: Record<string, string | undefined> = process.env): Promise<number> {
+  quietOnClosedPipe(io.stdout);
   const [command, ...args] = argv;
   switch (command) {
     case undefined:
+      io.stderr.write(USAGE);
+      return EXIT.unreadable;
     case '-h':
     case '--help':
-    case 'help':
       io.stdout.write(USAGE);
-      return command === undefined ? EXIT.unreadable : EXIT.ok;
+      return EXIT.ok;
+    case 'help': {
+      const [topic] = args;
+      if (topic === undefined || topic === 'help') {
+        io.stdout.write(USAGE);
+        return EXIT.ok;
+      }
+      if (!isCommand(topic)) return unknownCommand(topic, io);
+      return guarded(topic, ['--help'], io, env);
+    }
     case '-v':
     case '--version':
       io.stdout.write(`${packageVersion()}\n`);
       return EXIT.ok;
+    default:
+      if (!isCommand(command)) return unknownCommand(command, io);
+      // Help wins over every other flag, even a wrong one: a person asking for it is stuck.
+      return guarded(command, asksForHelp(args) ? ['--help'] : args, io, env);
+  }
+}
+
+/**
+ * A reader that stops early (`modelcanary crds | head`) closes the pipe; the rest of the
+ * output is dropped and the command ends as it would have, without Node's unhandled 'error'.
+ */
+function quietOnClosedPipe(stream: Io['stdout']): void {
+  const emitter = stream as { on?: (event: 'error', listener: (error: unknown) => void) => unknown };
+  if (typeof emitter.on !== 'function') return;
+  emitter.on('error', () => undefined);
+}
+
+function unknownCommand(command: string, io: Io): number {
+  const guess = command.startsWith('-') ? undefined : closest(command, COMMANDS);
+  const what = command.startsWith('-') ? `unknown option ${command}` : `unknown command "${command}"`;
+  io.stderr.write(`modelcanary: ${what}${guess === undefined ? '' : ` (did you mean ${guess}?)`}; see modelcanary --help\n`);
+  return EXIT.unreadable;
+}
+
+async function guarded(command: Command, args: string[], io: Io, env: Record<string, string | undefined>): Promise<number> {
+  try {
+    return await dispatch(command, args, io, env);
+  } catch (error) {
+    io.stderr.write(`modelcanary ${command}: ${describeError(error)}\n`);
+    return EXIT.unreadable;
+  }
+}
+
+async function dispatch(command: Command, args: string[], io: Io, env: Record<string, string | undefined>): Promise<number> {
+  switch (command) {
     case 'validate':
       return (await import('./validate.ts')).runValidate(args, io);
     case 'crds':
@@ -59,29 +127,60 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return (await import('./route.ts')).runRoute(args, io);
     case 'notify':
       return (await import('./notify.ts')).runNotify(args, io);
-    case 'run':
-      return (await import('./run.ts')).runController(args, io);
+    case 'run': {
+      // run checks its kubeconfig itself, after its flags' values (kubeconfigFor in kube.ts).
+      const { runController } = await import('./run.ts');
+      return runController(args, io, undefined, env);
+    }
     case 'status':
-      return (await import('./status.ts')).runStatus(args, io, process.env);
+      return (await import('./status.ts')).runStatus(args, io, env);
     case 'list':
-      return (await import('./status.ts')).runList(args, io, process.env);
+      return (await import('./status.ts')).runList(args, io, env);
     case 'promote':
     case 'abort':
     case 'retry':
     case 'approve':
     case 'pause':
     case 'resume':
-      return (await import('./operate.ts')).runOperate(command, args, io, process.env);
+      return (await import('./operate.ts')).runOperate(command, args, io, env);
     case 'sandbox':
     case 'demo': {
       const module = await loadDevelopmentCommand(command, io);
       if (module === undefined) return EXIT.unreadable;
-      return command === 'demo' ? (module as typeof import('./demo.ts')).runDemo(args, io) : (module as typeof import('./sandbox.ts')).runSandbox(args, io);
+      if (command === 'sandbox') return (module as typeof import('./sandbox.ts')).runSandbox(args, io);
+      const { runDemo } = module as typeof import('./demo.ts');
+      if ((await flagsKnown(args, (quiet) => runDemo(['--help'], quiet))) && typeof kubeconfigFor(command, flagValue(args, 'kubeconfig'), io, env) === 'number') return EXIT.unreadable;
+      return runDemo(args, io);
     }
-    default:
-      io.stderr.write(`modelcanary: unknown command "${command}"\n\n${USAGE}`);
-      return EXIT.unreadable;
   }
+}
+
+/**
+ * True when every flag in `args` is one the command's usage names, and help is not asked for.
+ * A checked kubeconfig is worth a word only then: a misspelt flag, or a request for help, is
+ * the command's to answer first.
+ */
+async function flagsKnown(args: string[], printUsage: (io: Io) => Promise<number>): Promise<boolean> {
+  if (asksForHelp(args)) return false;
+  let usage = '';
+  await printUsage({ stdout: { write: (text: string) => (usage += text) }, stderr: { write: () => true }, stdin: (async function* () {})(), cwd: '.' });
+  for (const arg of args) {
+    if (arg === '--') break;
+    if (!arg.startsWith('-')) continue;
+    const flag = arg.split('=')[0] ?? arg;
+    if (!new RegExp(`(^|[\\s,\\[(])${flag}($|[\\s,\\])=])`, 'm').test(usage)) return false;
+  }
+  return true;
+}
+
+/** The value of --NAME VALUE or --NAME=VALUE among the flags (before any `--`). */
+function flagValue(args: string[], name: string): string | undefined {
+  for (const [i, arg] of args.entries()) {
+    if (arg === '--') return undefined;
+    if (arg === `--${name}`) return args[i + 1];
+    if (arg.startsWith(`--${name}=`)) return arg.slice(name.length + 3);
+  }
+  return undefined;
 }
 
 /** The demo and the sandbox are for laptops and tests; the controller image does not ship them. */

@@ -4,7 +4,7 @@
 
 import { KIND, type Metric, type ModelCanary } from '../api/modelcanary.ts';
 import { NOTIFICATION_KINDS, type NotificationKind, type ModelCanaryStatus, type Phase } from '../api/status.ts';
-import { checkModelCanary } from '../api/validate.ts';
+import { checkKind, checkModelCanary } from '../api/validate.ts';
 import { startState, type Action, type Decision } from '../analysis/engine.ts';
 import type { MetricVerdict } from '../analysis/verdicts.ts';
 import { notificationOf } from '../controller/notifications.ts';
@@ -32,7 +32,8 @@ Flags:
   --dry-run              print the JSON that would be sent, send nothing
 
 Exit status: 0 the receiver accepted it (or --dry-run), 1 it refused it (Slack's reason is
-printed), 2 bad flags or file, or the receiver could not be reached.
+printed) or the file holds no valid ModelCanary, 2 bad flags, a file that cannot be read, or
+a receiver that cannot be reached.
 `;
 
 export async function runNotify(args: string[], io: Io, signal?: AbortSignal): Promise<number> {
@@ -56,7 +57,7 @@ export async function runNotify(args: string[], io: Io, signal?: AbortSignal): P
     io.stderr.write(`modelcanary notify: ${message}\n`);
     return EXIT.unreadable;
   };
-  if (values.canary === undefined) return fail(`--canary FILE is required\n\n${USAGE}`);
+  if (values.canary === undefined) return fail('--canary FILE is required; see modelcanary notify --help');
   if (values.webhook === undefined && values['dry-run'] !== true) return fail('--webhook URL is required (or --dry-run to print the message)');
   const kind = values.event as NotificationKind;
   if (!(NOTIFICATION_KINDS as readonly string[]).includes(kind)) return fail(`--event must be one of ${NOTIFICATION_KINDS.join(', ')}, not ${values.event}`);
@@ -79,12 +80,14 @@ export async function runNotify(args: string[], io: Io, signal?: AbortSignal): P
     io.stderr.write(`${file.messages.join('\n')}\n`);
     return EXIT.unreadable;
   }
-  const document = file.documents.map((d) => d.toJS() as unknown).find((d) => isRecord(d) && d.kind === KIND);
-  const checked = document === undefined ? undefined : checkModelCanary(document);
+  // The first ModelCanary, or the first document that was meant to be one (a misspelt kind).
+  const document = file.values.find((d) => isRecord(d) && typeof d.kind === 'string' && checkKind(d.apiVersion, d.kind).is !== 'other');
+  const kindCheck = isRecord(document) && typeof document.kind === 'string' ? checkKind(document.apiVersion, document.kind) : undefined;
+  const checked = document === undefined ? undefined : kindCheck?.is === 'mistaken' ? { ok: false as const, problems: [kindCheck.problem] } : checkModelCanary(document);
   if (checked === undefined || !checked.ok) {
     const problems = checked === undefined ? [`no ${KIND} in this file`] : checked.problems.map((p) => `${p.path}: ${p.message}`);
     for (const p of problems) io.stderr.write(`${values.canary}: ${p}\n`);
-    return EXIT.unreadable;
+    return EXIT.invalid;
   }
   const notification = sampleNotification(checked.value, kind, new Date());
   const links: Links = { dashboard };
@@ -144,12 +147,16 @@ function sampleVerdict(metric: Metric, fails: boolean, inconclusive: boolean): M
   const verdict = inconclusive ? 'inconclusive' : fails ? 'fail' : 'pass';
   const base = { name: metric.name, type: metric.type, verdict, severe: false } as const;
   switch (metric.type) {
-    case 'errorRate': {
+    case 'errorRate':
+    case 'inferenceErrorRate': {
       const stable = Math.min(metric.max / 5, 0.002);
       const canary = fails ? Math.min(1, Math.max(metric.max * 4, 0.05)) : stable;
       return { ...base, stable, canary, reason: fails ? `canary ${(canary * 100).toFixed(1)} % of requests failed, above the bound ${(metric.max * 100).toFixed(2)} % (sample numbers)` : 'within the bound (sample numbers)' };
     }
-    case 'latency': {
+    case 'latency':
+    case 'ttft':
+    case 'interTokenLatency':
+    case 'e2eLatency': {
       const stable = 180;
       const bound = Math.min(metric.maxMs ?? Infinity, stable * (metric.maxRatioToStable ?? Infinity));
       const canary = fails ? Math.round(bound * 1.6) : Math.round(stable * 1.05);

@@ -71,7 +71,7 @@ export async function runOperate(command: OperateCommand, args: string[], io: Io
       object = (await api.getNamespacedCustomObject(resource)) as Canary;
     } catch (error) {
       if ((error as { code?: number }).code === 404) say(`no ModelCanary "${name}" in namespace "${target.namespace}" (kubectl get mcan -n ${target.namespace} lists them)`);
-      else say(kubeProblem(error));
+      else say(kubeProblem(error, target.kubeConfig.getCurrentCluster()?.server));
       return EXIT.unreadable;
     }
     const status = object.status ?? {};

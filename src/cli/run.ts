@@ -2,11 +2,13 @@
 // equivalents) are read here and nowhere below.
 
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { ModelCanary } from '../api/modelcanary.ts';
 import { Controller } from '../controller/controller.ts';
 import { KubeObjectStore, SharedListStore } from '../controller/kube-store.ts';
 import { KubeCanaryClient, KubeEventRecorder } from '../controller/kube-canaries.ts';
+import { InformedCanaries } from '../controller/informed-canaries.ts';
 import { DEFAULT_TIMING, LeaderElector } from '../controller/leader.ts';
 import { apiErrorMessage } from '../controller/kube-errors.ts';
 import { PrometheusClient, type Credentials } from '../metrics/prometheus-client.ts';
@@ -28,6 +30,7 @@ import { startHealthServer } from '../observability/server.ts';
 import { parseCommand } from './args.ts';
 import { parseDuration } from '../api/duration.ts';
 import { EXIT, type Io } from './io.ts';
+import { kubeconfigFor, loadKube } from './kube.ts';
 import { packageVersion } from './version.ts';
 
 const USAGE = `Usage: modelcanary run [flags]
@@ -63,6 +66,10 @@ Flags (environment variable in brackets):
                         [MODELCANARY_MAX_CONCURRENT_ROLLOUTS]
   --workers N           passes run at once (checks, watches, starts); the rest wait their turn, a
                         person's edit first; default 32 [MODELCANARY_WORKERS]
+  --metrics-grid DURATION
+                        read metrics at instants on this grid, shared by every rollout, so that
+                        rollouts due in one grid cell share their queries; never coarser than a
+                        rollout's own watch interval; 1s to 1m, default 10s [MODELCANARY_METRICS_GRID]
   --dashboard-url TEMPLATE
                         a link in every message, {{namespace}}, {{name}} and {{model}}
                         substituted [MODELCANARY_DASHBOARD_URL]
@@ -93,6 +100,7 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       resync: { type: 'string' },
       'max-concurrent-rollouts': { type: 'string' },
       workers: { type: 'string' },
+      'metrics-grid': { type: 'string' },
     },
     USAGE,
     io,
@@ -103,7 +111,7 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
   const level = values['log-level'] ?? env.MODELCANARY_LOG_LEVEL ?? 'info';
   if (!isLogLevel(level)) {
     io.stderr.write(`modelcanary run: --log-level must be one of trace, debug, info, warn, error, fatal, silent, not ${level}\n`);
-    return EXIT.invalid;
+    return EXIT.unreadable;
   }
   const leaderElect = values['leader-elect'] === true || env.MODELCANARY_LEADER_ELECT === 'true';
   const defaultPrometheus = values.prometheus ?? env.MODELCANARY_PROMETHEUS ?? 'http://prometheus.istio-system:9090';
@@ -138,36 +146,41 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
   if (dashboard !== undefined && !/^https?:\/\//.test(dashboard)) problems.push(`--dashboard-url must start with http:// or https://, such as https://grafana.example.com/d/modelcanary-rollout?var-namespace={{namespace}}&var-modelcanary={{name}}`);
   if (problems.length > 0) {
     for (const problem of problems) io.stderr.write(`modelcanary run: ${problem}\n`);
-    return EXIT.invalid;
+    return EXIT.unreadable;
   }
   const capText = values['max-concurrent-rollouts'] ?? env.MODELCANARY_MAX_CONCURRENT_ROLLOUTS;
   const maxConcurrentRollouts = capText === undefined ? undefined : Number(capText);
   if (maxConcurrentRollouts !== undefined && (!Number.isInteger(maxConcurrentRollouts) || maxConcurrentRollouts < 1)) {
     io.stderr.write(`modelcanary run: --max-concurrent-rollouts must be a whole number of at least 1, not ${capText}\n`);
-    return EXIT.invalid;
+    return EXIT.unreadable;
   }
   const workersText = values.workers ?? env.MODELCANARY_WORKERS ?? '32';
   const workers = Number(workersText);
   if (!Number.isInteger(workers) || workers < 1 || workers > 1000) {
     io.stderr.write(`modelcanary run: --workers must be a whole number from 1 to 1000, not ${workersText}\n`);
-    return EXIT.invalid;
+    return EXIT.unreadable;
+  }
+  const gridText = values['metrics-grid'] ?? env.MODELCANARY_METRICS_GRID ?? '10s';
+  const readGridMs = parseDuration(gridText);
+  if (readGridMs === undefined || readGridMs < 1000 || readGridMs > 60_000 || readGridMs % 1000 !== 0) {
+    io.stderr.write(`modelcanary run: --metrics-grid must be whole seconds from 1s to 1m, such as 10s, not ${gridText}\n`);
+    return EXIT.unreadable;
   }
   const resyncText = values.resync ?? env.MODELCANARY_RESYNC ?? '5m';
   const resyncMs = parseDuration(resyncText);
   if (resyncMs === undefined || resyncMs < 10_000) {
     io.stderr.write(`modelcanary run: --resync must be a duration of at least 10s, such as 5m, not ${resyncText}\n`);
-    return EXIT.invalid;
-  }
-
-  const kubeConfig = new KubeConfig();
-  const kubeconfigFile = values.kubeconfig ?? env.KUBECONFIG;
-  try {
-    if (kubeconfigFile === undefined) kubeConfig.loadFromDefault();
-    else kubeConfig.loadFromFile(kubeconfigFile);
-  } catch (error) {
-    io.stderr.write(`modelcanary run: cannot load the kubeconfig${kubeconfigFile === undefined ? '' : ` ${kubeconfigFile}`}: ${(error as Error).message}\n`);
     return EXIT.unreadable;
   }
+
+  const checked = kubeconfigFor('run', values.kubeconfig, io, env);
+  if (typeof checked === 'number') return checked;
+  const target = loadKube({ kubeconfig: values.kubeconfig === undefined ? undefined : resolve(io.cwd, values.kubeconfig) }, checked);
+  if ('problem' in target) {
+    io.stderr.write(`modelcanary run: ${target.problem}\n`);
+    return EXIT.unreadable;
+  }
+  const { kubeConfig } = target;
 
   let running: RunningController;
   try {
@@ -184,6 +197,7 @@ export async function runController(args: string[], io: Io, signal?: AbortSignal
       resyncMs,
       maxConcurrentRollouts,
       workers,
+      readGridMs,
       leaderElection: leaderElect
         ? { namespace: podNamespace, identity: env.POD_NAME ?? `${hostname()}-${process.pid}` }
         : undefined,
@@ -234,6 +248,8 @@ export interface ControllerSettings {
   maxConcurrentRollouts?: number | undefined;
   /** The most passes running at once; default 32. */
   workers?: number | undefined;
+  /** The grid of instants metrics are read at (ReconcileDeps.readGridMs); default 10 s. */
+  readGridMs?: number | undefined;
 }
 
 export interface NotificationSettings {
@@ -278,14 +294,17 @@ export async function startController(settings: ControllerSettings): Promise<Run
     },
     log,
   });
+  // Passes start from the informer's copy when it is known to be the newest (src/controller/informed-canaries.ts).
+  const canaries = new InformedCanaries(new KubeCanaryClient(kubeConfig));
   const controller: Controller = new Controller(
     {
-      canaries: new KubeCanaryClient(kubeConfig),
+      canaries,
       routes: store,
       providerFor,
       events: new KubeEventRecorder(kubeConfig),
       log,
       now: () => new Date(),
+      readGridMs: settings.readGridMs ?? 10_000,
       outbox,
       webhooks: new HttpWebhookCaller(settings.notifications?.allowedWebhooks ?? []),
       slots: settings.maxConcurrentRollouts === undefined ? undefined : new RolloutSlots(settings.maxConcurrentRollouts, () => controller.census()),
@@ -346,6 +365,7 @@ export async function startController(settings: ControllerSettings): Promise<Run
       },
       resyncMs: settings.resyncMs,
       workers: settings.workers,
+      cache: canaries,
       log,
     },
   );
@@ -447,9 +467,11 @@ function prometheusProviders(kubeConfig: KubeConfig, policy: EndpointPolicy, met
       if (!read.ok) return { problem: read.problem };
       credentials = read.credentials;
     }
-    // Passes that read the same instant share one query (src/metrics/coalesce.ts).
+    // Passes that read the same instant share one query, and a check's window is the difference of
+    // the totals the watches read (src/metrics/coalesce.ts).
     const provider = new CoalescingProvider(
       new PrometheusMetricsProvider(new PrometheusClient({ address, headers, timeoutMs, credentials, onQuery: (seconds, outcome) => { metrics.queried(seconds, outcome); } })),
+      { deriveCounts: true },
     );
     providers.set(key, { provider, made: Date.now() });
     return provider;

@@ -1,9 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { startSandbox } from '../sandbox/sandbox.ts';
-import { EXIT, type Io } from './io.ts';
+import { parseCommand } from './args.ts';
+import { describeError, EXIT, type Io } from './io.ts';
 
 const USAGE = `Usage: modelcanary sandbox [--port N] [--kubeconfig FILE] [--namespace NS]...
 
@@ -24,24 +24,12 @@ Options:
  * command in-process with their own signal).
  */
 export async function runSandbox(args: string[], io: Io, stop?: AbortSignal): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        port: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        namespace: { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    io.stderr.write(`modelcanary sandbox: ${(error as Error).message}\n\n${USAGE}`);
+  const parsed = parseCommand('sandbox', args, { port: { type: 'string' }, kubeconfig: { type: 'string' }, namespace: { type: 'string', multiple: true } }, USAGE, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
+  if (parsed.positionals.length > 0) {
+    io.stderr.write(`modelcanary sandbox: takes no arguments, not ${parsed.positionals.join(' ')}; see modelcanary sandbox --help\n`);
     return EXIT.unreadable;
-  }
-  if (values.help === true) {
-    io.stdout.write(USAGE);
-    return EXIT.ok;
   }
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) {
@@ -54,7 +42,7 @@ export async function runSandbox(args: string[], io: Io, stop?: AbortSignal): Pr
   try {
     sandbox = await startSandbox({ port, namespaces });
   } catch (error) {
-    io.stderr.write(`modelcanary sandbox: cannot listen on 127.0.0.1:${port}: ${(error as Error).message}\n`);
+    io.stderr.write(`modelcanary sandbox: cannot listen on 127.0.0.1:${port}: ${describeError(error)}\n`);
     return EXIT.unreadable;
   }
 
@@ -63,7 +51,7 @@ export async function runSandbox(args: string[], io: Io, stop?: AbortSignal): Pr
   try {
     await writeFile(kubeconfig, sandbox.kubeconfig({ namespace: namespaces[0] ?? 'default' }), { mode: 0o600 });
   } catch (error) {
-    io.stderr.write(`modelcanary sandbox: cannot write the kubeconfig: ${(error as Error).message}\n`);
+    io.stderr.write(`modelcanary sandbox: cannot write the kubeconfig ${kubeconfig}: ${describeError(error)}\n`);
     await sandbox.stop();
     return EXIT.unreadable;
   }

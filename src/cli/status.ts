@@ -159,7 +159,7 @@ export async function runList(args: string[], io: Io, env: Record<string, string
     const list = (await (all ? api.listClusterCustomObject(RESOURCE) : api.listNamespacedCustomObject({ ...RESOURCE, namespace: kube.namespace }))) as { items?: Json[] };
     items = list.items ?? [];
   } catch (error) {
-    return fail(notServed(error) ? CRD_MISSING : kubeProblem(error));
+    return fail(notServed(error) ? CRD_MISSING : kubeProblem(error, kube.kubeConfig.getCurrentCluster()?.server));
   }
   const key = (o: Json): string => {
     const metadata = ObjectMeta.safeParse(o.metadata);
@@ -278,7 +278,7 @@ class Reader {
     } catch (error) {
       if (notServed(error)) return { problem: CRD_MISSING };
       if (error instanceof ApiException && error.code === 404) return { problem: this.missing };
-      return { problem: kubeProblem(error) };
+      return { problem: kubeProblem(error, this.kubeConfig.getCurrentCluster()?.server) };
     }
   }
 

@@ -14,6 +14,7 @@ import { checkAgainst, checkModelCanary } from '../api/validate.ts';
 import { decide, watch, watchWorthKeeping, type Decision } from '../analysis/engine.ts';
 import type { MetricsProvider } from '../metrics/provider.ts';
 import { canaryKey, observeAll, versionSelectors } from '../metrics/observe.ts';
+import { isPresetType } from '../api/presets.ts';
 import { renderMatchers } from '../metrics/promql.ts';
 import type { RouteIntent } from '../routing/plan.ts';
 import { createReleaser, createRouter, routeOf, type ObjectStore, type ReleaseMode, type TrafficRouter } from '../routing/router.ts';
@@ -81,6 +82,12 @@ export interface ReconcileDeps {
   webhooks?: WebhookCaller | undefined;
   /** The operator's cap on rollouts in progress at once; default: none. */
   slots?: Slots | undefined;
+  /**
+   * Metrics are read at instants on a grid of this step (ms), never coarser than a rollout's
+   * own look interval: rollouts that read in the same grid cell ask the same question, which a
+   * coalescing provider answers once for all of them. Default 1 s.
+   */
+  readGridMs?: number;
 }
 
 export interface ReconcileResult {
@@ -476,8 +483,14 @@ async function callWebhooks(ctx: PassContext, canary: ModelCanary, type: HookTyp
 async function metricsPreflight(ctx: PassContext, canary: ModelCanary): Promise<string | undefined> {
   const provider = await ctx.deps.providerFor(canary);
   if ('problem' in provider) return provider.problem;
-  const { stable } = versionSelectors(canary);
-  const answer = (await provider.totals([stable], ctx.deps.now(), budget(ctx))).get(stable.key);
+  const { stable, canary: canarySelector } = versionSelectors(canary);
+  // The canary is asked about too, though only stable must answer: a shared provider then knows it,
+  // and fetches it with everyone's at the next instants (src/metrics/coalesce.ts).
+  // Not on the grid: a start must not be refused on data up to a grid step old (a version first
+  // scraped a few seconds ago). The next whole second, so that starts in the same second share
+  // a query, and read nothing older than now.
+  const now = new Date(Math.ceil(ctx.deps.now().getTime() / 1000) * 1000);
+  const answer = (await provider.totals([stable, canarySelector], now, budget(ctx))).get(stable.key);
   ctx.signal?.throwIfAborted();
   switch (answer?.kind) {
     case 'counts':
@@ -533,7 +546,7 @@ async function watchBetweenChecks(ctx: PassContext, canary: ModelCanary, router:
   const again = { requeueAfterMs: Math.min(checkDue, watchIntervalMs(canary.spec.analysis)) };
   const previous = ctx.status;
   const provider = await ctx.deps.providerFor(canary);
-  const now = readingInstant(ctx);
+  const now = readingInstant(ctx, canary);
   // Unmeasurable now: the next look (or check) counts from the old mark, so nothing is lost.
   const totals = 'problem' in provider ? undefined : await readTotals(provider, canary, now, previous, budget(ctx));
   ctx.signal?.throwIfAborted();
@@ -560,10 +573,11 @@ async function watchBetweenChecks(ctx: PassContext, canary: ModelCanary, router:
 async function check(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, windowStart: Date): Promise<ReconcileResult> {
   const { analysis } = canary.spec;
   const previous = ctx.status;
-  const windowEnd = readingInstant(ctx);
-  // Evidence since the window start, bounded so a long outage does not judge an hour at once;
-  // in whole seconds, so that checks at one instant share one window and their queries.
-  const sinceMs = Math.min(Math.max(Math.round((windowEnd.getTime() - windowStart.getTime()) / 1000) * 1000, 1000), 10 * analysis.interval);
+  const windowEnd = readingInstant(ctx, canary);
+  // Evidence since the window start, bounded so a long outage does not judge an hour at once; in
+  // whole grid steps (never reaching back before the start), so that checks at one instant share
+  // one window and their queries.
+  const sinceMs = Math.min(windowLength(windowEnd.getTime() - windowStart.getTime(), readGridMs(ctx.deps.readGridMs, canary)), 10 * analysis.interval);
   const watching = analysis.sequentialTest.enabled && watchIntervalMs(analysis) < analysis.interval;
   const provider = await ctx.deps.providerFor(canary);
   const limit = budget(ctx);
@@ -571,7 +585,8 @@ async function check(ctx: PassContext, canary: ModelCanary, router: TrafficRoute
     'problem' in provider
       ? [unmeasurable(canary, provider.problem), undefined]
       : await Promise.all([
-          observeAll(provider, [canary], sinceMs, windowEnd, limit).then((all) => all.get(canaryKey(canary))),
+          // With the status: an LLM preset's maxRequestDuration counts from status.stepStartedAt.
+          observeAll(provider, [{ ...canary, status: previous }], sinceMs, windowEnd, limit).then((all) => all.get(canaryKey(canary))),
           watching ? readTotals(provider, canary, windowEnd, previous, limit) : Promise.resolve(undefined),
         ]);
   // Past the pass's deadline the evidence is stale: drop it, write nothing.
@@ -768,11 +783,24 @@ async function gateTimeout(ctx: PassContext, canary: ModelCanary, router: Traffi
 // ── Helpers ───────────────────────────────────────────────────────────────────────────
 
 /**
- * When metrics are read: now, down to the whole second. Passes that run in the same second ask
- * the same question, which a coalescing provider answers with one query for all of them.
+ * When metrics are read: now, down to the grid (see ReconcileDeps.readGridMs). Passes that run in
+ * the same grid cell ask the same question, which a coalescing provider answers once for all.
  */
-function readingInstant(ctx: PassContext): Date {
-  return new Date(Math.floor(ctx.deps.now().getTime() / 1000) * 1000);
+function readingInstant(ctx: PassContext, canary: ModelCanary): Date {
+  const grid = readGridMs(ctx.deps.readGridMs, canary);
+  return new Date(Math.floor(ctx.deps.now().getTime() / grid) * grid);
+}
+
+/** The controller's grid, in whole seconds, but never coarser than the rollout's own look interval. */
+function readGridMs(gridMs: number | undefined, canary: ModelCanary): number {
+  const wanted = Math.min(gridMs ?? 1000, nextLookMs(canary));
+  return Math.max(1000, Math.floor(wanted / 1000) * 1000);
+}
+
+/** A window of whole grid steps inside the span (whole seconds when the span is shorter than a step), at least 1 s. */
+function windowLength(spanMs: number, gridMs: number): number {
+  const steps = Math.floor(spanMs / gridMs) * gridMs;
+  return steps > 0 ? steps : Math.max(1000, Math.floor(spanMs / 1000) * 1000);
 }
 
 function nextLookMs(canary: ModelCanary): number {
@@ -846,7 +874,7 @@ async function holdOnBadStatus(ctx: PassContext, canary: ModelCanary, problem: s
 
 function unmeasurable(canary: ModelCanary, problem: string): Observation {
   const error: Sample = { kind: 'error', message: problem };
-  const custom = Object.fromEntries(canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus' || m.type === 'outliers').map((m) => [m.name, { stable: error, canary: error }]));
+  const custom = Object.fromEntries(canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus' || m.type === 'outliers' || isPresetType(m.type)).map((m) => [m.name, { stable: error, canary: error }]));
   return { sinceLastCheck: { stable: error, canary: error }, custom };
 }
 

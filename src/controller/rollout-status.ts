@@ -3,9 +3,11 @@
 // resumes exactly where the last one wrote.
 
 import type { ModelCanarySpec } from '../api/modelcanary.ts';
-import { setCondition, type CarriedCounts, type Condition, type ModelCanaryStatus, type Phase, type WatchMark } from '../api/status.ts';
+import { bucketsText, latencyOf, setCondition, type Condition, type MetricResult, type ModelCanaryStatus, type Phase, type VersionCounts, type WatchMark } from '../api/status.ts';
 import type { Counts, VersionPair } from '../api/observation.ts';
 import type { AnalysisState, Decision } from '../analysis/engine.ts';
+import type { MetricVerdict } from '../analysis/verdicts.ts';
+import { boundOf } from './notifications.ts';
 
 export function analysisStateOf(status: ModelCanaryStatus): AnalysisState {
   return {
@@ -13,7 +15,7 @@ export function analysisStateOf(status: ModelCanaryStatus): AnalysisState {
     passedChecks: status.passedChecks ?? 0,
     failedChecks: status.failedChecks ?? 0,
     inconclusiveChecks: status.inconclusiveChecks ?? 0,
-    carried: status.carriedCounts,
+    carried: status.carriedCounts === undefined ? undefined : { stable: countsOf(status.carriedCounts.stable), canary: countsOf(status.carriedCounts.canary) },
     carriedChecks: status.carriedChecks,
     evidence: status.evidence ?? [],
   };
@@ -49,6 +51,7 @@ export function startingStatus(previous: ModelCanaryStatus, facts: StartFacts): 
     canaryVersion: spec.canary.version,
     canaryWeight: weight,
     currentStep: 0,
+    stepLabel: stepLabel(0, spec.analysis.steps.length),
     passedChecks: 0,
     failedChecks: 0,
     inconclusiveChecks: 0,
@@ -94,6 +97,7 @@ export function statusAfter(decision: Decision, previous: ModelCanaryStatus, gen
     observedGeneration: generation,
     canaryWeight: decision.weight,
     currentStep: state.stepIndex,
+    stepLabel: stepLabel(state.stepIndex, decision.analysis?.steps.length ?? stepsOf(previous.stepLabel)),
     passedChecks: state.passedChecks,
     failedChecks: state.failedChecks,
     inconclusiveChecks: state.inconclusiveChecks,
@@ -108,32 +112,76 @@ export function statusAfter(decision: Decision, previous: ModelCanaryStatus, gen
       judgedAt: judgedAt.toISOString(),
       decision: decision.action,
       reason: decision.reason.slice(0, 4096),
-      metrics: decision.verdicts.map((v) => ({
-        name: v.name,
-        verdict: v.verdict,
-        stable: finite(v.stable),
-        canary: finite(v.canary),
-        reason: v.reason.slice(0, 4096),
-        interval:
-          v.interval === undefined
-            ? undefined
-            : {
-                confidence: v.interval.confidence,
-                canary: { low: v.interval.canary.low, high: finite(v.interval.canary.high) },
-                stable: { low: v.interval.stable.low, high: finite(v.interval.stable.high) },
-              },
-      })),
+      metrics: metricResults(decision, previous),
     },
   };
+}
+
+/**
+ * Each metric's line of the last analysis: its values, its bound and its verdict. A decision
+ * between checks (a watch) judged only the metrics that failed; the others show the values of
+ * the requests it looked at and keep the verdict of the last check, so that every metric has
+ * its numbers whatever decided.
+ */
+function metricResults(decision: Decision, previous: ModelCanaryStatus): MetricResult[] {
+  const metrics = decision.analysis?.metrics ?? [];
+  const earlier = previous.lastAnalysis?.metrics ?? [];
+  const result = (v: MetricVerdict): MetricResult => {
+    const metric = metrics.find((m) => m.name === v.name);
+    const bound = metric === undefined ? earlier.find((e) => e.name === v.name)?.bound : boundOf(metric);
+    const interval =
+      v.interval === undefined
+        ? undefined
+        : {
+            confidence: v.interval.confidence,
+            canary: { low: v.interval.canary.low, high: finite(v.interval.canary.high) },
+            stable: { low: v.interval.stable.low, high: finite(v.interval.stable.high) },
+          };
+    return { name: v.name, verdict: v.verdict, stable: finite(v.stable), canary: finite(v.canary), bound: bound?.slice(0, 256), reason: v.reason.slice(0, 4096), interval };
+  };
+  const judged = decision.verdicts.map(result);
+  const unjudged = (decision.unjudged ?? []).map((v) => {
+    const last = earlier.find((e) => e.name === v.name);
+    const shown = result(v);
+    if (last === undefined) return shown;
+    return {
+      ...shown,
+      verdict: last.verdict,
+      stable: shown.stable ?? last.stable ?? null,
+      canary: shown.canary ?? last.canary ?? null,
+      reason: `${v.reason}; at the last check: ${last.reason}`.slice(0, 4096),
+    };
+  });
+  const order = metrics.map((m) => m.name);
+  const rank = (r: MetricResult): number => (order.includes(r.name) ? order.indexOf(r.name) : order.length);
+  return [...judged, ...unjudged].sort((a, b) => rank(a) - rank(b));
+}
+
+/** The step as people count it: the second of three is 2/3. */
+function stepLabel(stepIndex: number, steps: number | undefined): string | undefined {
+  return steps === undefined || steps <= 0 ? undefined : `${String(Math.min(stepIndex + 1, steps))}/${String(steps)}`;
+}
+
+/** The number of steps a label says (decisions made by hand carry no analysis). */
+function stepsOf(label: string | undefined): number | undefined {
+  const steps = Number(label?.split('/')[1]);
+  return Number.isInteger(steps) && steps > 0 ? steps : undefined;
 }
 
 function finite(x: number | undefined): number | null {
   return x === undefined || !Number.isFinite(x) ? null : x;
 }
 
-function roundCounts(c: Counts): CarriedCounts['stable'] {
-  const latency = c.latency === undefined ? undefined : { bounds: [...c.latency.bounds], cumulative: [...c.latency.cumulative] };
-  return { requests: Math.round(c.requests), errors: Math.round(c.errors), latency };
+/** Counts as status keeps them: whole requests and errors, the latency buckets in one line (see bucketsText). */
+function roundCounts(c: Counts): VersionCounts {
+  const counts = { requests: Math.round(c.requests), errors: Math.round(c.errors) };
+  return c.latency === undefined ? counts : { ...counts, buckets: bucketsText(c.latency) };
+}
+
+/** Counts status kept, in either of its formats. */
+function countsOf(c: VersionCounts): Counts {
+  const latency = latencyOf(c);
+  return latency === undefined ? { requests: c.requests, errors: c.errors } : { requests: c.requests, errors: c.errors, latency };
 }
 
 /** The counters read at a look of the sequential test, to subtract at the next one. */
@@ -151,7 +199,8 @@ export function sinceMark(mark: WatchMark, totals: VersionPair<Counts>): Version
   return stable === undefined || canary === undefined ? 'reset' : { stable, canary };
 }
 
-function difference(now: Counts, before: CarriedCounts['stable']): Counts | undefined {
+function difference(now: Counts, kept: VersionCounts): Counts | undefined {
+  const before = countsOf(kept);
   const requests = Math.round(now.requests) - before.requests;
   const errors = Math.round(now.errors) - before.errors;
   if (requests < 0 || errors < 0) return undefined;
