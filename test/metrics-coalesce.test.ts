@@ -264,3 +264,13 @@ test('with deriveCounts a window is the difference of the totals at its ends, as
   assert.equal((fresh.get('ml/a/stable') as { counts: { requests: number } }).counts.requests, 3000, 'stable is derived');
   assert.equal((fresh.get('ml/a/canary') as { counts: { requests: number } }).counts.requests, -1, 'a canary without series at the start is asked for');
 });
+
+test('a start reading the next whole second asks for its own versions only, not for every rollout', async () => {
+  const { provider: inner, calls } = countingTotals();
+  const now = at(10).getTime() + 400;
+  const provider = new CoalescingProvider(inner, { gatherMs: 0, now: () => now });
+  await provider.totals(versions(100), at(10));
+  const newcomer: VersionSelector = { key: 'ml/new/canary', labels: { n: '5' } };
+  await provider.totals([newcomer], at(11));
+  assert.deepEqual(calls.map((c) => c.length), [100, 1]);
+});

@@ -173,7 +173,10 @@ export class CoalescingProvider implements MetricsProvider {
     const names = new Set([...unique.values()].map((v) => v.key));
     const already = this.kept.get(key)?.answers;
     const inFlight = this.flying.get(key) ?? [];
-    for (const [id, { selector }] of this.known) {
+    // Only for an instant already past: the grid's instants are, while a start reads the next
+    // whole second (the reconciler's preflight), which no other rollout will ask about.
+    const shared = at.getTime() <= this.now();
+    for (const [id, { selector }] of shared ? this.known : []) {
       if (names.has(selector.key) || already?.get(id) !== undefined || inFlight.some((f) => f.asked.has(id))) continue;
       unique.set(id, selector);
     }
