@@ -6,17 +6,16 @@
 // old and new names, is not counted twice; the endpoint picker's errors and its pre-1.1 names
 // are read; missing series say which exporter and labels were expected; and long requests are
 // not judged until those started before the step have finished.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkModelCanary } from '../src/api/validate.ts';
 import type { ModelCanary } from '../src/api/modelcanary.ts';
 import type { Sample } from '../src/api/observation.ts';
 import { histogramQuantile } from '../src/analysis/histogram.ts';
 import { decide, startState } from '../src/analysis/engine.ts';
-import { PrometheusClient } from '../src/metrics/prometheus-client.ts';
 import { PrometheusMetricsProvider } from '../src/metrics/prometheus-provider.ts';
 import { observeAll } from '../src/metrics/observe.ts';
-import { PROMETHEUS_MISSING, startPrometheus, type RunningPrometheus } from './helpers/prometheus.ts';
+import { PROMETHEUS_MISSING, prometheusWith } from './helpers/prometheus.ts';
 
 const T0 = 1767225600;
 const STEP = 15;
@@ -111,16 +110,7 @@ function chat(canaryVersion: string, metrics: Record<string, unknown>[], status?
 
 const TTFT = { name: 'ttft-p95', type: 'ttft', quantile: 0.95, maxMs: 1000, maxRatioToStable: 1.5 };
 
-let prometheus: RunningPrometheus | undefined;
-before(async () => {
-  if (PROMETHEUS_MISSING === undefined) prometheus = await startPrometheus({ openMetrics: fixture() });
-});
-after(() => prometheus?.stop());
-
-function client(): PrometheusClient {
-  assert.ok(prometheus !== undefined);
-  return new PrometheusClient({ address: prometheus.url, timeoutMs: 5000 });
-}
+const { client } = prometheusWith(fixture);
 
 async function observe(canary: ModelCanary, sinceMs = 60_000): Promise<Record<string, { stable: Sample; canary: Sample }>> {
   const observation = (await observeAll(new PrometheusMetricsProvider(client()), [canary], sinceMs, AT)).get('llm/chat');

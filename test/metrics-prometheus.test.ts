@@ -3,7 +3,7 @@
 // own histogram_quantile, custom queries and their failures, a live scrape, and a stopped
 // server. HTTP failures Prometheus itself cannot produce (HTML, garbage, slowness) come from
 // a small local server, stubbing only the HTTP boundary.
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +15,7 @@ import { PrometheusClient } from '../src/metrics/prometheus-client.ts';
 import { PrometheusMetricsProvider } from '../src/metrics/prometheus-provider.ts';
 import { observeAll, versionSelectors } from '../src/metrics/observe.ts';
 import { renderTemplate } from '../src/metrics/promql.ts';
-import { PROMETHEUS_MISSING, startPrometheus, type RunningPrometheus } from './helpers/prometheus.ts';
+import { PROMETHEUS_MISSING, prometheusWith, startPrometheus } from './helpers/prometheus.ts';
 import { istioManifest } from './helpers/manifests.ts';
 
 /** 2026-01-01T00:00:00Z, the start of the fixture; samples every 15 s for ten minutes. */
@@ -74,16 +74,7 @@ const chatCanary = canary((m) => {
   m.spec.canary.metricLabels = { destination_workload_namespace: 'llm', destination_workload: 'chat-b' };
 });
 
-let prometheus: RunningPrometheus | undefined;
-before(async () => {
-  if (PROMETHEUS_MISSING === undefined) prometheus = await startPrometheus({ openMetrics: fixture() });
-});
-after(() => prometheus?.stop());
-
-function client(): PrometheusClient {
-  assert.ok(prometheus !== undefined);
-  return new PrometheusClient({ address: prometheus.url, timeoutMs: 5000 });
-}
+const { client } = prometheusWith(fixture);
 
 test('counts per version are exact, and one query per family answers every version', { skip: PROMETHEUS_MISSING }, async () => {
   const http = client();
