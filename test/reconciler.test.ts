@@ -297,6 +297,19 @@ test('no traffic moves before the route, the subsets and the metrics answer; the
   assert.deepEqual(await w.weights('m'), [['v1', 90], ['v2', 10]]);
 });
 
+test('a metrics provider that does not answer in time holds the start with a condition, never a failed pass without a word', async () => {
+  const w = new World();
+  const silent = { counts: () => new Promise<never>(() => undefined), totals: (_s: unknown, _a: unknown, signal?: AbortSignal) => new Promise<never>((_ok, fail) => signal?.addEventListener('abort', () => { fail(signal.reason as Error); })), value: () => new Promise<never>(() => undefined) };
+  w.deps.providerFor = () => Promise.resolve(silent);
+  w.deps.metricsBudgetMs = 50;
+  await w.add('m');
+  await w.settle('m');
+  const s = await w.status('m');
+  assert.equal(s.phase, 'Pending');
+  assert.match(s.conditions.find((c: Json) => c.type === 'Preflight').message, /^the metrics provider did not answer within 50 ms \(.*\); the start is tried again$/);
+  assert.deepEqual(await w.weights('m'), [['v1', 100]], 'no traffic moved');
+});
+
 test('a crash between the status write and the route write: the next pass sets the route, and no step is skipped', async () => {
   const w = await started();
   w.clock.advance(30 * SECOND);

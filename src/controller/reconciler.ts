@@ -490,8 +490,18 @@ async function metricsPreflight(ctx: PassContext, canary: ModelCanary): Promise<
   // scraped a few seconds ago). The next whole second, so that starts in the same second share
   // a query, and read nothing older than now.
   const now = new Date(Math.ceil(ctx.deps.now().getTime() / 1000) * 1000);
-  const answer = (await provider.totals([stable, canarySelector], now, budget(ctx))).get(stable.key);
+  let answers: Map<string, Sample>;
+  try {
+    answers = await provider.totals([stable, canarySelector], now, budget(ctx));
+  } catch (error) {
+    // Past the pass's own deadline nothing is written; a slow provider is a hold the user sees.
+    ctx.signal?.throwIfAborted();
+    const limit = ctx.deps.metricsBudgetMs ?? 30_000;
+    const within = limit < 1000 ? `${limit} ms` : `${Math.round(limit / 1000)} s`;
+    return `the metrics provider did not answer within ${within} (${error instanceof Error ? error.message : String(error)}); the start is tried again`;
+  }
   ctx.signal?.throwIfAborted();
+  const answer = answers.get(stable.key);
   switch (answer?.kind) {
     case 'counts':
     case 'value':
