@@ -414,6 +414,16 @@ test('choosePass: one row per situation', () => {
     { name: 'paused, unsuspended', input: { status: { ...running, phase: 'Paused' } }, want: { kind: 'resume' } },
     { name: 'check not due: 30 s after the judgement, not the window', input: {}, want: { kind: 'wait', ms: 20 * SECOND } },
     { name: 'check due: the window starts when the step did', input: { now: new Date(T0 + 131 * SECOND) }, want: { kind: 'check', windowStart: new Date(T0 + 100 * SECOND) } },
+    {
+      name: 'on a 10 s grid, a step that began at 103 s is first checked at 140 s: its window starts on the grid at 110 s and is a whole interval',
+      input: { readGridMs: 10 * SECOND, now: new Date(T0 + 134 * SECOND), status: { ...running, lastAnalysis: { time: iso(0), judgedAt: iso(103), decision: 'advance', reason: 'x', metrics: [] }, stepStartedAt: iso(103) } },
+      want: { kind: 'wait', ms: 6 * SECOND },
+    },
+    {
+      name: 'on a 10 s grid, the next checks of a step come an interval after the last judgement, as on any grid',
+      input: { readGridMs: 10 * SECOND, now: new Date(T0 + 161 * SECOND), status: { ...running, lastAnalysis: { time: iso(130), judgedAt: iso(131), decision: 'hold', reason: 'x', metrics: [] }, stepStartedAt: iso(103) } },
+      want: { kind: 'check', windowStart: new Date(T0 + 130 * SECOND) },
+    },
     { name: 'an abort asked', input: { requests: { abort: 'x', promote: 'y' } }, want: { kind: 'act', request: 'abort', value: 'x' } },
     { name: 'a promote already acted on is not asked again', input: { requests: { promote: 'y' }, status: { ...running, handled: { promote: 'y' } } }, want: { kind: 'wait', ms: 20 * SECOND } },
     { name: 'a request after the end is answered (ignored, with an event)', input: { requests: { approve: 'z' }, status: { ...running, phase: 'Succeeded' } }, want: { kind: 'act', request: 'approve', value: 'z' } },

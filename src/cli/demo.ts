@@ -315,6 +315,9 @@ async function play(p: Play): Promise<number> {
     notifications:
       p.webhook === undefined ? undefined : { destinations: [{ name: 'demo', format: p.webhook.format, url: { value: p.webhook.url }, least: 'info', isDefault: true }] },
     log: createLogger({ level: 'info', destination: logStream, pretty: false }),
+    // A handful of rollouts share nothing worth a coarse grid: read at whole seconds, as
+    // `modelcanary run --metrics-grid 1s` would, so a check's window loses at most a second.
+    readGridMs: 1000,
   });
   stack.push(() => controller.stop());
   // Runs before the controller stops: it is the controller that removes the finalizers.

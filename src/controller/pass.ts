@@ -5,7 +5,7 @@
 // then events, logs and metrics. A pass that loses the race for the status write changes
 // nothing and is re-decided from a fresh read.
 
-import { watchIntervalMs, type ModelCanarySpec } from '../api/modelcanary.ts';
+import { watchIntervalMs, type Analysis, type ModelCanarySpec } from '../api/modelcanary.ts';
 import type { ModelCanaryStatus, Phase } from '../api/status.ts';
 import type { RouteIntent } from '../routing/plan.ts';
 import type { ReleaseMode, RouteState } from '../routing/router.ts';
@@ -41,6 +41,8 @@ export interface PassInput {
   status: ModelCanaryStatus;
   /** The route against `intentOf(spec, status)`; undefined when there is no rollout to hold the route to. */
   route: RouteState | undefined;
+  /** The controller's grid of reading instants (ReconcileDeps.readGridMs); default 1 s. */
+  readGridMs?: number | undefined;
 }
 
 export type StartReason = 'new' | 'canaryChanged' | 'retry';
@@ -134,7 +136,7 @@ export function choosePass(input: PassInput): Pass {
 
   if (spec.suspend) return status.phase === 'Paused' ? { kind: 'done' } : { kind: 'pause' };
   if (status.phase === 'Paused') return { kind: 'resume' };
-  return timing(spec, status, now);
+  return timing(spec, status, now, gridFor(input.readGridMs, spec.analysis));
 }
 
 /** The first request not acted on yet: each annotation value is acted on once (status.handled). */
@@ -152,7 +154,7 @@ export function newRequest(status: ModelCanaryStatus, requests: Partial<Record<R
  * later of the last judgement and that moment: a slow check never makes the next one come at
  * once, nor lets a step be judged on evidence from the step before.
  */
-function timing(spec: ModelCanarySpec, status: ModelCanaryStatus, now: Date): Pass {
+function timing(spec: ModelCanarySpec, status: ModelCanaryStatus, now: Date, gridMs: number): Pass {
   const { analysis } = spec;
   const at = (text: string | undefined): number => (text === undefined ? 0 : Date.parse(text));
   const stepStarted = at(status.stepStartedAt);
@@ -168,11 +170,26 @@ function timing(spec: ModelCanarySpec, status: ModelCanaryStatus, now: Date): Pa
     if (askDue <= 0) return { kind: 'askGate' };
     gateDue = Math.min(deadline, askDue);
   }
-  const checkDue = judged + analysis.interval - now.getTime();
-  if (checkDue <= 0) return { kind: 'check', windowStart: new Date(Math.max(windowEnd, stepStarted)) };
+  // A window starts on the grid, at or after its start (never on the step before), so a check is
+  // due a whole interval after that grid instant: the first check of a step waits up to one grid
+  // step rather than judge a short window.
+  const windowStart = Math.max(windowEnd, stepStarted);
+  const checkDue = Math.max(judged, Math.ceil(windowStart / gridMs) * gridMs) + analysis.interval - now.getTime();
+  if (checkDue <= 0) return { kind: 'check', windowStart: new Date(windowStart) };
   const watching = analysis.sequentialTest.enabled && watchIntervalMs(analysis) < analysis.interval;
   if (!watching) return { kind: 'wait', ms: Math.min(checkDue, gateDue) };
   const lastLook = Math.max(judged, at(status.watchMark?.time));
   const watchDue = lastLook + watchIntervalMs(analysis) - now.getTime();
   return watchDue > 0 ? { kind: 'wait', ms: Math.min(checkDue, watchDue, gateDue) } : { kind: 'watch', checkDueMs: checkDue };
+}
+
+/** How often a rollout is looked at: every watch interval with the sequential test, else every interval. */
+export function lookIntervalMs(analysis: Analysis): number {
+  return analysis.sequentialTest.enabled ? Math.min(watchIntervalMs(analysis), analysis.interval) : analysis.interval;
+}
+
+/** The grid a rollout's metrics are read on: the controller's, in whole seconds, never coarser than its own look interval. */
+export function gridFor(controllerGridMs: number | undefined, analysis: Analysis): number {
+  const wanted = Math.min(controllerGridMs ?? 1000, lookIntervalMs(analysis));
+  return Math.max(1000, Math.floor(wanted / 1000) * 1000);
 }

@@ -19,7 +19,7 @@ import { renderMatchers } from '../metrics/promql.ts';
 import type { RouteIntent } from '../routing/plan.ts';
 import { createReleaser, createRouter, routeOf, type ObjectStore, type ReleaseMode, type TrafficRouter } from '../routing/router.ts';
 import { apiErrorMessage } from './kube-errors.ts';
-import { choosePass, intentOf, isEnded, requestsOf, RETRY_ANNOTATION, type Pass, type RequestKind, type StartReason } from './pass.ts';
+import { choosePass, gridFor, intentOf, lookIntervalMs, isEnded, requestsOf, RETRY_ANNOTATION, type Pass, type RequestKind, type StartReason } from './pass.ts';
 import { actor, readRequest, SUSPENDED_BY_ANNOTATION } from '../api/actions.ts';
 import type { Gate } from '../api/modelcanary.ts';
 import { closedGate, gateNamed, gateWait, restrain, windowWait } from './gates.ts';
@@ -158,6 +158,7 @@ export async function reconcile(namespace: string, name: string, deps: Reconcile
     spec: checked.ok ? { ok: true, value: checked.value.spec } : { ok: false, problems: checked.problems.map((p) => `${p.path}: ${p.message}`).join('; ') },
     status: ctx.status,
     route,
+    readGridMs: deps.readGridMs,
   });
   return carryOut(pass, ctx, canary, router, metadata.annotations?.[RETRY_ANNOTATION]);
 }
@@ -587,7 +588,7 @@ async function check(ctx: PassContext, canary: ModelCanary, router: TrafficRoute
   // Evidence since the window start, bounded so a long outage does not judge an hour at once; in
   // whole grid steps (never reaching back before the start), so that checks at one instant share
   // one window and their queries.
-  const sinceMs = Math.min(windowLength(windowEnd.getTime() - windowStart.getTime(), readGridMs(ctx.deps.readGridMs, canary)), 10 * analysis.interval);
+  const sinceMs = Math.min(windowLength(windowEnd.getTime() - windowStart.getTime(), gridFor(ctx.deps.readGridMs, canary.spec.analysis)), 10 * analysis.interval);
   const watching = analysis.sequentialTest.enabled && watchIntervalMs(analysis) < analysis.interval;
   const provider = await ctx.deps.providerFor(canary);
   const limit = budget(ctx);
@@ -797,14 +798,8 @@ async function gateTimeout(ctx: PassContext, canary: ModelCanary, router: Traffi
  * the same grid cell ask the same question, which a coalescing provider answers once for all.
  */
 function readingInstant(ctx: PassContext, canary: ModelCanary): Date {
-  const grid = readGridMs(ctx.deps.readGridMs, canary);
+  const grid = gridFor(ctx.deps.readGridMs, canary.spec.analysis);
   return new Date(Math.floor(ctx.deps.now().getTime() / grid) * grid);
-}
-
-/** The controller's grid, in whole seconds, but never coarser than the rollout's own look interval. */
-function readGridMs(gridMs: number | undefined, canary: ModelCanary): number {
-  const wanted = Math.min(gridMs ?? 1000, nextLookMs(canary));
-  return Math.max(1000, Math.floor(wanted / 1000) * 1000);
 }
 
 /** A window of whole grid steps inside the span (whole seconds when the span is shorter than a step), at least 1 s. */
@@ -814,8 +809,7 @@ function windowLength(spanMs: number, gridMs: number): number {
 }
 
 function nextLookMs(canary: ModelCanary): number {
-  const { analysis } = canary.spec;
-  return analysis.sequentialTest.enabled ? Math.min(watchIntervalMs(analysis), analysis.interval) : analysis.interval;
+  return lookIntervalMs(canary.spec.analysis);
 }
 
 /** The metrics of one pass get a bounded time: past it they are "could not measure", and the check holds. */
