@@ -24,7 +24,7 @@ interface Entry {
 export class InformedCanaries implements CanaryClient {
   private readonly inner: CanaryClient;
   private readonly entries = new Map<string, Entry>();
-  /** Reads that went to the API server, for the scale benchmark and tests. */
+  /** Reads that went to the API server (the tests count them). */
   reads = 0;
 
   constructor(inner: CanaryClient) {

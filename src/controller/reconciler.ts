@@ -13,8 +13,7 @@ import { asSamples, type Counts, type Observation, type Sample, type VersionPair
 import { checkAgainst, checkModelCanary } from '../api/validate.ts';
 import { decide, watch, watchWorthKeeping, type Decision } from '../analysis/engine.ts';
 import type { MetricsProvider } from '../metrics/provider.ts';
-import { canaryKey, observeAll, versionSelectors } from '../metrics/observe.ts';
-import { isPresetType } from '../api/presets.ts';
+import { canaryKey, customMetrics, observeAll, versionSelectors } from '../metrics/observe.ts';
 import { renderMatchers } from '../metrics/promql.ts';
 import type { RouteIntent } from '../routing/plan.ts';
 import { createReleaser, createRouter, routeOf, type ObjectStore, type ReleaseMode, type TrafficRouter } from '../routing/router.ts';
@@ -402,7 +401,7 @@ async function start(ctx: PassContext, canary: ModelCanary, router: TrafficRoute
   for (const gate of cleared.opened) await tell(ctx, 'Normal', 'GateOpened', `gate ${gate.name} before ${gate.weight} %: ${gate.by}`);
   ctx.deps.log.info({ canary: ctx.key, weight, reason: why }, 'rollout started');
   await callWebhooks(ctx, canary, 'rollout', status, status.stepStartedAt ?? '');
-  return { requeueAfterMs: nextLookMs(canary) };
+  return { requeueAfterMs: lookIntervalMs(canary.spec.analysis) };
 }
 
 type OpenedGates = NonNullable<ModelCanaryStatus['openedGates']>;
@@ -679,7 +678,7 @@ async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRout
   const terminal = decision.action === 'promote' || decision.action === 'rollback';
   if (terminal) await callWebhooks(ctx, canary, decision.action === 'promote' ? 'postRollout' : 'rollback', status, status.lastAnalysis?.judgedAt ?? '');
   if (routeBehind) return { requeueAfterMs: 1000 };
-  return terminal ? {} : { requeueAfterMs: nextLookMs(canary) };
+  return terminal ? {} : { requeueAfterMs: lookIntervalMs(canary.spec.analysis) };
 }
 
 // ── Requests and gates ────────────────────────────────────────────────────────────────
@@ -808,10 +807,6 @@ function windowLength(spanMs: number, gridMs: number): number {
   return steps > 0 ? steps : Math.max(1000, Math.floor(spanMs / 1000) * 1000);
 }
 
-function nextLookMs(canary: ModelCanary): number {
-  return lookIntervalMs(canary.spec.analysis);
-}
-
 /** The metrics of one pass get a bounded time: past it they are "could not measure", and the check holds. */
 function budget(ctx: PassContext): AbortSignal {
   const limit = AbortSignal.timeout(ctx.deps.metricsBudgetMs ?? 30_000);
@@ -878,7 +873,7 @@ async function holdOnBadStatus(ctx: PassContext, canary: ModelCanary, problem: s
 
 function unmeasurable(canary: ModelCanary, problem: string): Observation {
   const error: Sample = { kind: 'error', message: problem };
-  const custom = Object.fromEntries(canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus' || m.type === 'outliers' || isPresetType(m.type)).map((m) => [m.name, { stable: error, canary: error }]));
+  const custom = Object.fromEntries(customMetrics(canary).map((m) => [m.name, { stable: error, canary: error }]));
   return { sinceLastCheck: { stable: error, canary: error }, custom };
 }
 

@@ -126,12 +126,11 @@ export class CoalescingProvider implements MetricsProvider {
     this.sweep();
     const kept = this.kept.get(key)?.answers.get(query);
     if (kept !== undefined) return kept;
-    const answer = await this.gather<undefined, Sample>(key, undefined, signal, async (_args, s) => {
+    return this.gather<undefined, Sample>(key, undefined, signal, async (_args, s) => {
       const sample = await this.inner.value(query, at, s);
       if (sample.kind !== 'error') this.keep(key, at, new Map([[query, sample]]));
       return sample;
     });
-    return answer;
   }
 
   /** A call for some selectors, joined with the others asking the same question; each gets its own answers. */

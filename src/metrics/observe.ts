@@ -100,7 +100,7 @@ export async function observeAll(provider: MetricsProvider, canaries: readonly M
     provider.counts(selectors, sinceMs, at, signal),
     Promise.all(
       canaries.map(async (canary): Promise<Observation['custom']> => {
-        const metrics = canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus' || m.type === 'outliers' || isPresetType(m.type));
+        const metrics = customMetrics(canary);
         const values = await Promise.all(
           metrics.map(async (metric): Promise<[string, VersionPair<Sample>]> => {
             const one = (which: Which): Promise<Sample> => (isPresetMetric(metric) ? presetOf(provider, canary, metric, which, at, signal, sinceMs) : valueOf(provider, canary, metric.name, which, at, signal, sinceMs));
@@ -119,6 +119,11 @@ export async function observeAll(provider: MetricsProvider, canaries: readonly M
       return [canaryKey(canary), { sinceLastCheck: { stable: counts.get(stable.key) ?? missing, canary: counts.get(canarySelector.key) ?? missing }, custom: customs[i] ?? {} }];
     }),
   );
+}
+
+/** The metrics answered one by one (custom queries, outliers, LLM presets), apart from the batched Istio counts. */
+export function customMetrics(canary: ModelCanary): Metric[] {
+  return canary.spec.analysis.metrics.filter((m) => m.type === 'prometheus' || m.type === 'outliers' || isPresetType(m.type));
 }
 
 type PresetMetric = Extract<Metric, { type: PresetType }>;

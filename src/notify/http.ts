@@ -2,6 +2,7 @@
 // every failure a value, and never the URL in a message (a webhook URL is a credential).
 
 import axios, { type AxiosInstance } from 'axios';
+import { CODE_WORDS } from '../api/error-words.ts';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -97,15 +98,10 @@ function parseRetryAfter(value: unknown, now: number): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-/** Network failures in words: a person reads these in a condition or a terminal. */
+/** Network failures in words, as the commands say them, with what a controller should check for a host. */
 const NETWORK_WORDS: Partial<Record<string, string>> = {
-  ECONNREFUSED: 'the connection was refused (nothing listens at that address and port)',
+  ...CODE_WORDS,
   ENOTFOUND: 'no such host (check the URL\'s host name, and DNS from the controller\'s network)',
   EAI_AGAIN: 'the host name could not be resolved now (DNS)',
-  ECONNRESET: 'the connection was reset',
-  EHOSTUNREACH: 'the host is unreachable from here',
-  ENETUNREACH: 'the network is unreachable from here',
-  CERT_HAS_EXPIRED: 'its TLS certificate has expired',
   DEPTH_ZERO_SELF_SIGNED_CERT: 'its TLS certificate is self-signed',
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its TLS certificate cannot be verified',
 };
