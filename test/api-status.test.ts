@@ -195,7 +195,7 @@ test('a rollback between checks shows every metric with its numbers and its boun
     ['p95', afterCheck.lastAnalysis?.metrics.find((m) => m.name === 'p95')?.verdict, 'p95 ≤ 250 ms, ≤ 1.5× stable'],
   ]);
   for (const m of metrics) assert.ok(typeof m.stable === 'number' && typeof m.canary === 'number', `${m.name}: ${String(m.stable)} / ${String(m.canary)}`);
-  assert.ok(Math.abs((metrics[0]?.canary ?? 0) - 60 / 330) < 1e-12, 'the numbers of the requests that tipped the evidence');
+  assert.equal(metrics[0]?.canary, 0.1818, 'the numbers of the requests that tipped the evidence (60 of 330), to four digits');
   assert.match(metrics[1]?.reason ?? '', /not judged between checks.*at the last check: /);
   assert.equal(rolledBack.stepLabel, afterCheck.stepLabel, 'the step it was rolled back at');
 });

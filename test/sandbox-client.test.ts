@@ -13,6 +13,7 @@ import {
   Watch,
   type KubernetesObject,
 } from '@kubernetes/client-node';
+import { applyDefaults } from '../src/sandbox/schema.ts';
 import { istioManifest } from './helpers/manifests.ts';
 import { eventually, sandboxHarness, statusOf, type SandboxHarness } from './helpers/sandbox.ts';
 
@@ -53,7 +54,7 @@ test('create, get, list with selectors, merge-patch; a replace with a stale reso
   assert.equal(created.metadata.generation, 1);
   assert.match(created.metadata.resourceVersion, /^\d+$/);
   assert.equal(created.metadata.namespace, NS);
-  assert.equal(created.spec.analysis.failureThreshold, 3, 'defaults from the CRD schema are applied');
+  assert.equal(created.spec.analysis.failureThreshold, undefined, 'the ModelCanary CRD declares no defaults: the spec is kept as written');
 
   const fetched = await api.getNamespacedCustomObject({ ...MCAN, name: 'crud-a' });
   assert.deepEqual(fetched.spec, created.spec);
@@ -298,4 +299,17 @@ test('faults: the next writes fail with 409 or 500, then writes succeed again; o
   await core.readNamespace({ name: 'default' });
   assert.ok(performance.now() - started >= 140, 'the latency applies to every response');
   harness.sandbox.faults.reset();
+});
+
+test('a CRD that declares defaults gets them filled in, nested and in lists, as the real server does (the Gateway API CRD does)', () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      rules: { type: 'array', items: { type: 'object', properties: { weight: { type: 'integer', default: 1 }, kind: { type: 'string', default: 'Service' } } } },
+      timeout: { type: 'string', default: '10s' },
+    },
+  };
+  const value: Record<string, unknown> = { rules: [{ weight: 5 }, {}] };
+  applyDefaults(value, schema);
+  assert.deepEqual(value, { rules: [{ weight: 5, kind: 'Service' }, { weight: 1, kind: 'Service' }], timeout: '10s' });
 });

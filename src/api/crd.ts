@@ -87,7 +87,7 @@ export function modelCanaryCrd(): Record<string, unknown> {
                 apiVersion: { type: 'string', description: API_VERSION },
                 kind: { type: 'string', description: KIND },
                 metadata: { type: 'object' },
-                spec: specSchema(),
+                spec: withoutDefaults(specSchema()),
                 status: statusSchema(),
               },
             },
@@ -96,6 +96,25 @@ export function modelCanaryCrd(): Record<string, unknown> {
       ],
     },
   };
+}
+
+/**
+ * The spec as the API server keeps it: what its author wrote. The controller fills in the
+ * defaults (zod's prefaults) each time it reads a spec, so the CRD declares none: `kubectl
+ * get -o yaml` and `kubectl describe` show the manifest, not a dozen settings nobody chose.
+ * Each default moves into its field's description, where `kubectl explain` shows it; the
+ * README's reference is rendered from specSchema(), with its Default column.
+ */
+export function withoutDefaults(node: SchemaNode): SchemaNode {
+  const { default: value, ...rest } = node;
+  const out: SchemaNode = { ...rest };
+  if (value !== undefined && !(typeof value === 'object' && value !== null && !Array.isArray(value))) {
+    const text = typeof value === 'string' ? value : JSON.stringify(value).replaceAll(',', ', ');
+    out.description = [out.description, `Default: ${text}.`].filter(Boolean).join(' ');
+  }
+  if (out.properties !== undefined) out.properties = Object.fromEntries(Object.entries(out.properties).map(([k, v]) => [k, withoutDefaults(v)]));
+  if (out.items !== undefined) out.items = withoutDefaults(out.items);
+  return out;
 }
 
 const SAFE_INTEGER_BOUND = Number.MAX_SAFE_INTEGER;

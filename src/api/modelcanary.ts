@@ -453,8 +453,15 @@ export const SequentialTest = annotate(
 );
 export type SequentialTest = z.output<typeof SequentialTest>;
 
+// Defaults a CEL rule must know too: the CRD declares no defaults (see withoutDefaults in crd.ts),
+// so a rule over a field its author may leave out names the default itself.
+const DEFAULT_STEPS = [10, 30, 100];
+const DEFAULT_GATE_WEIGHTS = [100];
+const DEFAULT_INTERVAL = '30s';
+const celList = (xs: number[]): string => `[${xs.join(', ')}]`;
+
 const steps = annotate(
-  z.array(z.int().min(1).max(100)).min(2).max(20).prefault([10, 30, 100]),
+  z.array(z.int().min(1).max(100)).min(2).max(20).prefault(DEFAULT_STEPS),
   {
     description:
       'Canary weight (percent of traffic) at each step, strictly increasing and ending at 100. Each step but the last is judged; reaching 100 promotes the canary, so at least two steps are needed.',
@@ -491,7 +498,7 @@ const hookUrl = (description: string): z.ZodURL =>
 export const Gate = annotate(
   z.strictObject({
     name: dnsLabel('Name of the gate, unique in the list; `modelcanary approve NAME --gate GATE` names it, and status, events and Slack show it.'),
-    before: annotate(z.array(z.int().min(1).max(100)).min(1).max(20).prefault([100]), {
+    before: annotate(z.array(z.int().min(1).max(100)).min(1).max(20).prefault(DEFAULT_GATE_WEIGHTS), {
       description:
         'The step weights the gate guards: the route moves to one of these weights only once the gate is open. 100 (the default) guards promotion; the first step\'s weight guards the start (Flagger\'s confirm-rollout); every weight guards each increase (confirm-traffic-increase). Each must be one of spec.analysis.steps.',
       extensions: { 'x-kubernetes-list-type': 'set' },
@@ -550,7 +557,7 @@ interface IntervalShape {
 
 export const Analysis = annotate(
   z.strictObject({
-    interval: duration('How often each step is checked.', '1s', '1h').prefault('30s'),
+    interval: duration('How often each step is checked.', '1s', '1h').prefault(DEFAULT_INTERVAL),
     watchInterval: duration(
       "How often the sequential test looks at new requests between checks, so that a bad canary is rolled back without waiting for the next check; its false-alarm rate holds however often it looks. At most the interval. Default: 10s, or the interval when shorter. Each watch reads each version's cumulative counters and records them in status.watchMark.",
       '1s',
@@ -601,7 +608,7 @@ export const Analysis = annotate(
     description: 'How each step is judged.',
     rules: [
       {
-        cel: '!has(self.gates) || self.gates.all(g, g.before.all(w, w in self.steps))',
+        cel: `!has(self.gates) || self.gates.all(g, (has(g.before) ? g.before : ${celList(DEFAULT_GATE_WEIGHTS)}).all(w, w in (has(self.steps) ? self.steps : ${celList(DEFAULT_STEPS)})))`,
         message: 'every weight a gate guards (gates[].before) must be one of steps',
         violations: (a: { steps: number[]; gates?: { before: number[] }[] | undefined }) =>
           (a.gates ?? []).flatMap((g, i) =>
@@ -609,7 +616,7 @@ export const Analysis = annotate(
           ),
       },
       rule<IntervalShape>(
-        '!has(self.watchInterval) || duration(self.watchInterval) <= duration(self.interval)',
+        `!has(self.watchInterval) || duration(self.watchInterval) <= duration(has(self.interval) ? self.interval : '${DEFAULT_INTERVAL}')`,
         'must not be longer than interval',
         (a) => a.watchInterval === undefined || a.watchInterval <= a.interval,
         ['watchInterval'],

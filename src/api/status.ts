@@ -17,7 +17,7 @@ export const Verdict = annotate(z.enum(VERDICTS), {
 export type Verdict = z.output<typeof Verdict>;
 
 /** The kinds of condition the controller sets; each is True, False or Unknown. */
-export const CONDITION_TYPES = ['Valid', 'Progressing', 'Promoted', 'MetricsAvailable', 'RoutingReady', 'Preflight', 'StableMeetsBounds', 'Notified', 'GateOpen', 'InWindow', 'Webhooks'] as const;
+export const CONDITION_TYPES = ['Valid', 'Progressing', 'Promoted', 'MetricsAvailable', 'RoutingReady', 'Preflight', 'StableMeetsBounds', 'Notified', 'GateOpen', 'InWindow'] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 export const Condition = annotate(
@@ -40,30 +40,14 @@ export const Condition = annotate(
 );
 export type Condition = z.output<typeof Condition>;
 
-const IntervalBounds = annotate(
-  z.object({
-    low: annotate(z.number(), { description: 'Lower bound: the true value is at least this (above it, for a quantile: a bucket edge).' }),
-    high: annotate(z.number().nullable(), { description: 'Upper bound: the true value is at most this; null while there is none (too few requests).' }),
-  }),
-  { description: "Bounds on one version's true value." },
-);
-
 export const MetricResult = annotate(
   z.object({
     name: annotate(z.string(), { description: 'Name of the metric.' }),
     verdict: Verdict,
-    stable: annotate(z.number().nullable(), { description: "Stable's value, when measured: a 5xx ratio, milliseconds, or the query's value." }).optional(),
+    stable: annotate(z.number().nullable(), { description: "Stable's value, when measured, to four significant digits: a 5xx ratio, milliseconds, or the query's value." }).optional(),
     canary: annotate(z.number().nullable(), { description: "Canary's value, when measured." }).optional(),
     bound: annotate(z.string().max(256), { description: 'The bound the canary is held to, as people read it (≤ 1.00 %, p99 ≤ 500 ms, ≤ 1.25× stable).' }).optional(),
-    reason: annotate(z.string().max(4096), { description: 'The numbers and the rule behind the verdict.' }),
-    interval: annotate(
-      z.object({
-        confidence: annotate(z.number(), { description: 'The confidence of each bound (spec.analysis.confidence).' }),
-        canary: IntervalBounds,
-        stable: IntervalBounds,
-      }),
-      { description: 'The confidence bounds behind the verdict (errorRate and latency metrics): a 5xx ratio, or a quantile in milliseconds.' },
-    ).optional(),
+    reason: annotate(z.string().max(4096), { description: 'The numbers and the rule behind the verdict, with the confidence bounds of each version where the metric has them.' }),
   }),
   { description: 'The last verdict on one metric.' },
 );
@@ -394,7 +378,7 @@ export const ModelCanaryStatus = annotate(
         'Notifications owed for transitions already written and not yet delivered (or given up on): written with the transition, sent after it, removed once settled, so a restart between the write and the send loses none.',
     }).optional(),
     conditions: annotate(z.array(Condition).max(16), {
-      description: 'Conditions: Valid, Preflight, Progressing, Promoted, MetricsAvailable, RoutingReady, StableMeetsBounds, Notified, GateOpen, InWindow, Webhooks.',
+      description: 'Conditions: Valid, Preflight, Progressing, Promoted, MetricsAvailable, RoutingReady, StableMeetsBounds, Notified, GateOpen, InWindow. Preflight, MetricsAvailable, GateOpen and InWindow describe a rollout on its way: when it ends, those that are True are removed.',
       extensions: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },
     }).optional(),
     message: annotate(z.string().max(4096), { description: 'What is happening now, for people.' }).optional(),

@@ -25,7 +25,7 @@ import { closedGate, gateNamed, gateWait, restrain, windowWait } from './gates.t
 import { NO_WEBHOOKS, webhookCall, type WebhookCaller } from './webhooks.ts';
 import { UNLIMITED_SLOTS, type Slots } from './slots.ts';
 import type { HookType } from '../notify/hook.ts';
-import { analysisStateOf, markOf, sinceMark, startingStatus, statusAfter } from './rollout-status.ts';
+import { analysisStateOf, endedStatus, markOf, sinceMark, startingStatus, statusAfter } from './rollout-status.ts';
 import { notificationOf, notificationOfInvalid, owe, type Transition } from './notifications.ts';
 import type { NotificationOutbox } from './outbox.ts';
 
@@ -383,7 +383,8 @@ async function start(ctx: PassContext, canary: ModelCanary, router: TrafficRoute
   if (!claimed.ok) return hold(ctx, canary, waiting, { type: 'RoutingReady', reason: claimed.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: claimed.problem }, retryMs);
   const starting = startingStatus(ctx.status, { spec, generation: ctx.generation, route: routeOf(canary), retry, now: ctx.deps.now() });
   // Requests made before this rollout began are not requests of it: they are marked acted on.
-  const handled = { ...ctx.status.handled, ...ctx.requests };
+  const requests = { ...ctx.status.handled, ...ctx.requests };
+  const handled = Object.keys(requests).length > 0 ? requests : undefined;
   const opened = cleared.opened.length > 0 ? cleared.opened : undefined;
   const conditions = waitConditions(ctx, starting.conditions ?? [], { gate: undefined, window: undefined });
   const status = announced(ctx, canary, { ...starting, conditions, handled, openedGates: opened, outbox: ctx.status.outbox }, { kind: why === 'canaryChanged' ? 'canaryReplaced' : why === 'retry' ? 'retried' : 'started' });
@@ -639,8 +640,10 @@ function waitConditions(ctx: PassContext, conditions: Condition[], waits: { gate
 }
 
 /** A decision made: its status is written (the commit point), then the route follows, then people are told. */
-async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, decision: Decision, status: ModelCanaryStatus, told?: NotificationKind): Promise<ReconcileResult> {
+async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, decision: Decision, decided: ModelCanaryStatus, told?: NotificationKind): Promise<ReconcileResult> {
   const previous = ctx.status;
+  const terminal = decision.action === 'promote' || decision.action === 'rollback';
+  const status = terminal ? endedStatus(decided) : decided;
   // The status is checked before anything is written: a status the API server refuses after
   // the route has moved would leave the two disagreeing, retried forever.
   const refused = refusedStatus(status);
@@ -675,7 +678,6 @@ async function judged(ctx: PassContext, canary: ModelCanary, router: TrafficRout
   }
   ctx.deps.log.info({ canary: ctx.key, action: decision.action, weight: decision.weight, reason: decision.reason }, 'check');
   ctx.deps.observer?.checked?.(canary, decision, status, previous);
-  const terminal = decision.action === 'promote' || decision.action === 'rollback';
   if (terminal) await callWebhooks(ctx, canary, decision.action === 'promote' ? 'postRollout' : 'rollback', status, status.lastAnalysis?.judgedAt ?? '');
   if (routeBehind) return { requeueAfterMs: 1000 };
   return terminal ? {} : { requeueAfterMs: lookIntervalMs(canary.spec.analysis) };

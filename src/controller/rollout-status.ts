@@ -88,8 +88,9 @@ export function statusAfter(decision: Decision, previous: ModelCanaryStatus, gen
     set('Progressing', 'False', 'Promoted', decision.reason);
     set('Promoted', 'True', 'ChecksPassed', decision.reason);
   } else if (decision.action === 'rollback') {
-    set('Progressing', 'False', 'RolledBack', decision.reason);
-    set('Promoted', 'False', 'RolledBack', decision.reason);
+    const summary = rollbackSummary(decision, previous);
+    set('Progressing', 'False', 'RolledBack', summary);
+    set('Promoted', 'False', 'RolledBack', summary);
   }
   return {
     ...previous,
@@ -118,6 +119,38 @@ export function statusAfter(decision: Decision, previous: ModelCanaryStatus, gen
 }
 
 /**
+ * A rollback in one line for its conditions: the whole reason (often a paragraph with every
+ * number) is status.message and lastAnalysis.reason already, and said three more times it is
+ * most of what `kubectl describe` prints.
+ */
+function rollbackSummary(decision: Decision, previous: ModelCanaryStatus): string {
+  if (decision.reason.length <= SHORT_REASON) return decision.reason;
+  const failed = decision.verdicts.filter((v) => v.verdict === 'fail').map((v) => v.name);
+  const what = failed.length > 0 ? `: ${failed.join(', ')} failed` : '';
+  return `${previous.canaryVersion ?? 'the canary'} rolled back to ${previous.stableVersion ?? 'stable'} at ${String(previous.canaryWeight ?? 0)} %${what}; status.message says why`;
+}
+
+const SHORT_REASON = 120;
+
+/**
+ * Conditions about a rollout on its way. Once it has ended, a True one describes nothing (the
+ * next rollout sets it again); a False one may be why it ended (a gate that timed out), so it stays.
+ */
+const RUNNING_CONDITIONS: ReadonlySet<string> = new Set(['Preflight', 'MetricsAvailable', 'GateOpen', 'InWindow']);
+
+/**
+ * The status of a rollout that has just ended (promoted or rolled back), without what only a
+ * running rollout needs: the sequential test's evidence, the watch mark, carried counts, the
+ * step's check counters, gate and window waits, and the conditions about its progress that are True. What stays is the outcome and the
+ * last check's numbers, which is what `kubectl describe` should show. A restart needs none of
+ * it: an ended rollout waits for a new canary version or a retry, and both start from nothing.
+ */
+export function endedStatus(status: ModelCanaryStatus): ModelCanaryStatus {
+  const { evidence: _e, watchMark: _w, carriedCounts: _c, carriedChecks: _cc, passedChecks: _p, failedChecks: _f, inconclusiveChecks: _i, gate: _g, window: _win, ...kept } = status;
+  return { ...kept, conditions: (status.conditions ?? []).filter((c) => !(RUNNING_CONDITIONS.has(c.type) && c.status === 'True')) };
+}
+
+/**
  * Each metric's line of the last analysis: its values, its bound and its verdict. A decision
  * between checks (a watch) judged only the metrics that failed; the others show the values of
  * the requests it looked at and keep the verdict of the last check, so that every metric has
@@ -129,15 +162,8 @@ function metricResults(decision: Decision, previous: ModelCanaryStatus): MetricR
   const result = (v: MetricVerdict): MetricResult => {
     const metric = metrics.find((m) => m.name === v.name);
     const bound = metric === undefined ? earlier.find((e) => e.name === v.name)?.bound : boundOf(metric);
-    const interval =
-      v.interval === undefined
-        ? undefined
-        : {
-            confidence: v.interval.confidence,
-            canary: { low: v.interval.canary.low, high: finite(v.interval.canary.high) },
-            stable: { low: v.interval.stable.low, high: finite(v.interval.stable.high) },
-          };
-    return { name: v.name, verdict: v.verdict, stable: finite(v.stable), canary: finite(v.canary), bound: bound?.slice(0, 256), reason: v.reason.slice(0, 4096), interval };
+    // The confidence bounds are in the reason, in words; as fields they were nine lines a metric.
+    return { name: v.name, verdict: v.verdict, stable: readable(v.stable), canary: readable(v.canary), bound: bound?.slice(0, 256), reason: v.reason.slice(0, 4096) };
   };
   const judged = decision.verdicts.map(result);
   const unjudged = (decision.unjudged ?? []).map((v) => {
@@ -168,8 +194,10 @@ function stepsOf(label: string | undefined): number | undefined {
   return Number.isInteger(steps) && steps > 0 ? steps : undefined;
 }
 
-function finite(x: number | undefined): number | null {
-  return x === undefined || !Number.isFinite(x) ? null : x;
+/** A measured value for people and dashboards: four significant digits (whole numbers from 1,000 up); null when there is none. */
+function readable(x: number | undefined): number | null {
+  if (x === undefined || !Number.isFinite(x)) return null;
+  return Math.abs(x) >= 1000 ? Math.round(x) : Number(x.toPrecision(4));
 }
 
 /** Counts as status keeps them: whole requests and errors, the latency buckets in one line (see bucketsText). */
