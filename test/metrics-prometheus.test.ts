@@ -154,10 +154,11 @@ test('custom queries: values, no data, NaN, too many series, and errors that nam
   });
   const observation = (await observeAll(provider, [withBrokenMetric], 60_000, AT)).get('ml-serving/fraud-detector');
   const ttft = observation?.custom.ttft?.canary;
-  assert.ok(ttft?.kind === 'error' && ttft.message.startsWith('ttft: Prometheus answered 400 bad_data'), JSON.stringify(ttft));
+  assert.ok(ttft?.kind === 'error' && ttft.message.startsWith('Prometheus answered 400 bad_data'), JSON.stringify(ttft));
   const decision = decide(withBrokenMetric.spec.analysis, startState(), observation ?? { sinceLastCheck: { stable: ttft, canary: ttft }, custom: {} });
   assert.equal(decision.action, 'hold');
-  assert.match(decision.reason, /ttft: could not measure canary: ttft: Prometheus answered 400 bad_data/);
+  assert.match(decision.reason, /ttft: could not measure canary: Prometheus answered 400 bad_data/, 'the verdict names the metric, once');
+  assert.doesNotMatch(decision.reason, /ttft: .*ttft: /);
 });
 
 test('template values reach Prometheus exactly, whatever they hold', { skip: PROMETHEUS_MISSING }, async () => {

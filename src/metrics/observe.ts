@@ -138,7 +138,7 @@ function isPresetMetric(metric: Metric): metric is PresetMetric {
  * after the step began (`canary.status.stepStartedAt`): requests started before have finished.
  */
 async function presetOf(provider: MetricsProvider, canary: ModelCanary, metric: PresetMetric, which: Which, at: Date, signal: AbortSignal | undefined, sinceMs: number): Promise<Sample> {
-  if (provider.presetCounts === undefined) return { kind: 'error', message: `${metric.name}: ${PRESETS_NEED_PROMQL}` };
+  if (provider.presetCounts === undefined) return { kind: 'error', message: PRESETS_NEED_PROMQL };
   const stepStarted = canary.status?.stepStartedAt === undefined ? undefined : new Date(canary.status.stepStartedAt);
   const settle = metric.type === 'inferenceErrorRate' ? undefined : metric.maxRequestDuration;
   const window = settledWindow(sinceMs, at, stepStarted, settle);
@@ -148,8 +148,8 @@ async function presetOf(provider: MetricsProvider, canary: ModelCanary, metric: 
   const { model } = canary.spec;
   const modelLabel = metric.type === 'inferenceErrorRate' ? INFERENCE_COUNTERS.modelLabel : latencyFamily(metric.type, metric.source).modelLabel;
   const labels = presetLabels(modelLabel, model, canary.spec[which].version, metric.labels?.[which]);
-  const sample = await provider.presetCounts(presetQueries(metric, labels, window.ms), at, signal);
-  return sample.kind === 'error' ? { ...sample, message: `${metric.name}: ${sample.message}` } : sample;
+  // An error is said with the metric's name by its verdict ("ttft-p95: could not measure canary: …").
+  return provider.presetCounts(presetQueries(metric, labels, window.ms), at, signal);
 }
 
 async function valueOf(provider: MetricsProvider, canary: ModelCanary, metricName: string, which: Which, at: Date, signal: AbortSignal | undefined, sinceMs: number): Promise<Sample> {
@@ -158,9 +158,9 @@ async function valueOf(provider: MetricsProvider, canary: ModelCanary, metricNam
     // Ejections are counted over the check's own window: what this step served, nothing before it.
     query = customQuery(canary, metricName, which) ?? outlierQuery(canary, metricName, which, sinceMs);
   } catch (error) {
-    return { kind: 'error', message: `${metricName}: ${(error as Error).message}` };
+    return { kind: 'error', message: (error as Error).message };
   }
   if (query === undefined) return { kind: 'error', message: `${metricName} is not a custom query` };
-  const sample = await provider.value(query, at, signal);
-  return sample.kind === 'error' ? { ...sample, message: `${metricName}: ${sample.message}` } : sample;
+  // An error is said with the metric's name by its verdict ("ejections: could not measure canary's ejections: …").
+  return provider.value(query, at, signal);
 }
