@@ -48,6 +48,7 @@ test('route -o json for an HTTPRoute, and --pin for the canary pin', async () =>
   const vs = parse(run.stdout);
   assert.deepEqual(vs.spec.http.map((r: { name: string }) => r.name), ['chat-completions-modelcanary-pin', 'chat-completions']);
   assert.deepEqual(vs.spec.http[0].match[0].headers, { 'x-model-version': { exact: 'llama-3-1-8b-q4' } });
+  assert.doesNotMatch(run.stdout, /[&*]a\d/, 'plain YAML for a diff or a GitOps repository: no anchors or aliases');
 });
 
 test('route exits 1 naming what does not fit, 2 on an unreadable file', async () => {

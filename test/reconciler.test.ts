@@ -201,6 +201,16 @@ test('delete: mid-rollout restores the route, even with an invalid spec; after t
   assert.equal((await ended.route('m')).metadata.annotations?.[OWNER_ANNOTATION], undefined, 'the claim is released');
   assert.equal(ended.events.events.at(-1)?.reason, 'RouteKept');
   assert.match(ended.events.events.at(-1)?.message ?? '', /keeps its weights \(canary v2 at 100 %\)/);
+
+  const pending = new World();
+  pending.metrics.mode = 'down';
+  await pending.add('m');
+  await pending.settle('m');
+  assert.equal((await pending.status('m')).phase, 'Pending');
+  pending.canaries.delete('ml-serving', 'm');
+  await pending.settle('m');
+  assert.deepEqual(await pending.weights('m'), [['v1', 100]]);
+  assert.deepEqual([pending.events.events.at(-1)?.reason, pending.events.events.at(-1)?.message], ['RouteKept', 'deleted before its rollout started: VirtualService m keeps its weights; the claim on it, if any, is released']);
 });
 
 test('after a promotion the next rollout starts from the version that serves, and the old one leaves the route', async () => {
@@ -250,6 +260,24 @@ test('one route, one owner: a second ModelCanary on a claimed route is refused, 
   assert.equal((await w.status('second')).phase, 'Progressing');
   assert.deepEqual(await w.weights('first'), [['v1', 90], ['v3', 10]]);
   assert.equal((await w.route('first')).metadata.annotations[OWNER_ANNOTATION], 'second');
+});
+
+test('a refusal that was fixed is no longer shown while the start waits for something further on', async () => {
+  const w = await started('first', {});
+  await w.add('second', {}, { virtualService: 'first', canary: 'v3' });
+  await w.settle('second');
+  const falses = async (): Promise<string[][]> => (await w.status('second')).conditions.filter((c: Json) => c.status === 'False').map((c: Json) => [c.type, c.reason]);
+  assert.deepEqual(await falses(), [['RoutingReady', 'RouteClaimed']]);
+  w.canaries.delete('ml-serving', 'first');
+  await w.settle('first');
+  w.metrics.mode = 'down';
+  await w.settle('second');
+  assert.equal((await w.status('second')).phase, 'Pending');
+  assert.deepEqual(await falses(), [['Preflight', 'MetricsUnavailable']], 'the route answers now: its refusal is gone');
+  w.metrics.mode = 'ok';
+  await w.settle('second');
+  assert.equal((await w.status('second')).phase, 'Progressing');
+  assert.deepEqual(await falses(), []);
 });
 
 test('two ModelCanaries starting on one route at the same moment: exactly one wins the claim, the other waits, nothing is Failed', async () => {

@@ -79,7 +79,7 @@ export async function runRoute(args: string[], io: Io): Promise<number> {
   const written = await store.get(String(route.apiVersion), wanted, namespace, typeof metadata.name === 'string' ? metadata.name : '');
   const { resourceVersion: _version, ...cleanMetadata } = (written?.metadata ?? {}) as Record<string, unknown>;
   const output = { ...written, metadata: cleanMetadata };
-  io.stdout.write(values.output === 'json' ? `${JSON.stringify(output, null, 2)}\n` : stringify(output, { lineWidth: 0 }));
+  io.stdout.write(values.output === 'json' ? `${JSON.stringify(output, null, 2)}\n` : stringify(output, { lineWidth: 0, aliasDuplicateObjects: false }));
   const documents = [...canaryFile.documents, ...routeFile.documents].map((d) => d.toJS() as unknown).filter(isRecord);
   for (const note of poolNotes(canary, documents)) io.stderr.write(`${values.route}: note: ${note}\n`);
   return EXIT.ok;

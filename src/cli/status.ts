@@ -352,7 +352,7 @@ function machineDocument(view: StatusView, now: Date): Json {
 function serialize(screen: Screen, view: StatusView, first: boolean): string {
   const doc = machineDocument(view, screen.now());
   if (screen.output === 'json') return `${JSON.stringify(doc, null, 2)}\n`;
-  return `${first ? '' : '---\n'}${stringify(doc, { lineWidth: 0 })}`;
+  return `${first ? '' : '---\n'}${stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false })}`;
 }
 
 function oneShot(screen: Screen, view: StatusView): string {

@@ -305,6 +305,8 @@ async function finalize(ctx: PassContext, canary: ModelCanary | undefined, route
   const [reason, message] =
     releaser === undefined
       ? ['Released', 'deleted before it managed a route: nothing to restore']
+      : mode === 'keep' && (ctx.status.phase === undefined || ctx.status.phase === 'Pending' || ctx.status.phase === 'Waiting')
+        ? ['RouteKept', `deleted before its rollout started: ${what} keeps its weights; the claim on it, if any, is released`]
       : mode === 'keep'
         ? ['RouteKept', `deleted after the rollout (${ctx.status.phase ?? 'not started'}): ${what} keeps its weights (canary ${ctx.status.canaryVersion ?? '?'} at ${weight} %); the claim on it is released`]
         : onDelete === 'stable' && canary !== undefined
@@ -328,6 +330,13 @@ async function holdInvalid(ctx: PassContext, problems: string, phase: Phase): Pr
   await tell(ctx, 'Warning', 'InvalidSpec', message);
   ctx.deps.log.warn({ canary: ctx.key, problems }, 'invalid ModelCanary: holding');
   return {};
+}
+
+/** The pass with the False condition of a check that passes now removed from what it writes next. */
+function withoutRefusal(ctx: PassContext, type: string): PassContext {
+  const conditions = ctx.status.conditions ?? [];
+  const kept = conditions.filter((c) => !(c.type === type && c.status === 'False'));
+  return kept.length === conditions.length ? ctx : { ...ctx, status: { ...ctx.status, conditions: kept } };
 }
 
 /** A condition that keeps the rollout where it is, written once per distinct message. */
@@ -360,27 +369,32 @@ async function hold(
 
 async function start(ctx: PassContext, canary: ModelCanary, router: TrafficRouter, why: StartReason, retry: string | undefined): Promise<ReconcileResult> {
   const { spec } = canary;
+  // The checks run in order, so a hold further on means the ones before it pass now: `past`
+  // holds without their refusals from an earlier pass (the route fixed, the metrics answering).
+  let past = ctx;
   const weight = spec.analysis.steps[0] ?? 0;
   const intent: RouteIntent = { weight, pin: spec.trafficRouting.istio?.pinHeader !== undefined, stage: 'begin' };
   const waiting: Phase = ctx.status.phase === 'Progressing' || ctx.status.phase === 'Paused' || ctx.status.phase === 'Failed' ? 'Failed' : 'Pending';
   const retryMs = Math.min(Math.max(spec.analysis.interval, 5_000), 30_000);
   const route = await router.inspect(intent, ctx.signal);
   if (!route.ok) return hold(ctx, canary, waiting, { type: 'RoutingReady', reason: route.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: route.problem }, retryMs);
+  past = withoutRefusal(past, 'RoutingReady');
   if (route.found.stable === 0) {
     const message = `stable ${spec.stable.version} serves no traffic on the route (canary ${spec.canary.version} has ${route.found.canary} %): a rollout from it would send users back to a model they are not using; set spec.stable to the version that serves now`;
-    return hold(ctx, canary, waiting, { type: 'Preflight', reason: 'StableNotServing', message }, retryMs);
+    return hold(past, canary, waiting, { type: 'Preflight', reason: 'StableNotServing', message }, retryMs);
   }
   const subsets = await router.preflight(ctx.signal);
-  if (subsets !== undefined) return hold(ctx, canary, waiting, { type: 'Preflight', reason: 'SubsetMissing', message: subsets }, retryMs);
+  if (subsets !== undefined) return hold(past, canary, waiting, { type: 'Preflight', reason: 'SubsetMissing', message: subsets }, retryMs);
   const metrics = await metricsPreflight(ctx, canary);
-  if (metrics !== undefined) return hold(ctx, canary, waiting, { type: 'Preflight', reason: 'MetricsUnavailable', message: metrics }, retryMs);
-  const cleared = await clearedToStart(ctx, canary, waiting, weight, retryMs);
+  if (metrics !== undefined) return hold(past, canary, waiting, { type: 'Preflight', reason: 'MetricsUnavailable', message: metrics }, retryMs);
+  past = withoutRefusal(past, 'Preflight');
+  const cleared = await clearedToStart(past, canary, waiting, weight, retryMs);
   if (!cleared.cleared) return cleared.result;
 
   // The claim comes before the commitment: of two ModelCanaries starting on one route, the one
   // that loses the claim never writes a rollout it cannot carry out.
   const claimed = await router.claim(ctx.signal);
-  if (!claimed.ok) return hold(ctx, canary, waiting, { type: 'RoutingReady', reason: claimed.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: claimed.problem }, retryMs);
+  if (!claimed.ok) return hold(past, canary, waiting, { type: 'RoutingReady', reason: claimed.claimedBy === undefined ? 'RouteRefused' : 'RouteClaimed', message: claimed.problem }, retryMs);
   const starting = startingStatus(ctx.status, { spec, generation: ctx.generation, route: routeOf(canary), retry, now: ctx.deps.now() });
   // Requests made before this rollout began are not requests of it: they are marked acted on.
   const requests = { ...ctx.status.handled, ...ctx.requests };
