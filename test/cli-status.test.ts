@@ -85,6 +85,8 @@ interface Case {
   phaseColour: string;
 }
 
+const REFUSAL = 'http route "predict" of VirtualService fraud-detector sends traffic to host fraud-detector-legacy, which is neither stable nor canary';
+
 const cases: Case[] = [
   {
     name: 'a Progressing rollout at step 2/3 with its last check, the route behind the status',
@@ -148,6 +150,19 @@ const cases: Case[] = [
     ),
     shows: ['Phase:        Waiting', /Waiting for: +a free slot: .*--max-concurrent-rollouts/, /number 2 in line/, 'Events:       none'],
     phaseColour: '\x1b[33mWaiting',
+  },
+  {
+    name: 'one whose route is refused before the start: the refusal said once, then referred to',
+    view: viewOf(
+      manifest({
+        phase: 'Pending',
+        message: `waiting to start: ${REFUSAL}`,
+        conditions: [condition('RoutingReady', 'False', 'RouteRefused', REFUSAL)],
+      }),
+      { routeWeight: { problem: REFUSAL } },
+    ),
+    shows: [`Message:      waiting to start: ${REFUSAL}`, 'Route:        cannot tell: the problem above', 'Waiting for:  the problem above to be fixed', /RoutingReady +RouteRefused +\(as above\)/],
+    phaseColour: '\x1b[33mPending',
   },
   {
     name: 'a RolledBack one',
