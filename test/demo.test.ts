@@ -57,7 +57,9 @@ test('the demo with the real Prometheus: one model promoted 10 → 30 → 100, o
     const byEjection = /^rolled back at once: ejections: canary endpoints ejected \d+ times? in the window, stable's 0/.test(sentimentCheck.reason);
     assert.ok(byEjection || /the sequential test finds the canary's 5xx rate above stable's/.test(sentimentCheck.reason), sentimentCheck.reason);
     const errorRate = (sentimentCheck.metrics as { name: string; verdict: string; canary?: number }[]).find((m) => m.name === 'error-rate');
-    if (byEjection) assert.ok(errorRate !== undefined && errorRate.verdict !== 'fail' && (errorRate.canary ?? 0) < 0.05, `the 5xx check saw nothing wrong: ${JSON.stringify(errorRate)}`);
+    // The 5xx check cannot call it bad: the sidecars count a handful of failed attempts on top of
+    // both versions' 1 %, about 3-7 % of a check's requests, not beyond max 5 % with confidence.
+    if (byEjection) assert.ok(errorRate !== undefined && errorRate.verdict !== 'fail', `the 5xx check could not call it bad: ${JSON.stringify(errorRate)}`);
     assert.match(output, /^ +sentiment +RolledBack +as expected: v4 rolled back to v3/m);
     assert.match(output, /^ +hidden: its broken pod answered \d+ requests with 500 before Envoy ejected it/m);
     const usersSaw = Number(/v4 served \d+ requests, (\d+) failed/.exec(output)?.[1]);
