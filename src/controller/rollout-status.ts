@@ -120,8 +120,8 @@ export function statusAfter(decision: Decision, previous: ModelCanaryStatus, gen
 
 /**
  * A rollback in one line for its conditions: the whole reason (often a paragraph with every
- * number) is status.message and lastAnalysis.reason already, and said three more times it is
- * most of what `kubectl describe` prints.
+ * number) is status.message and lastAnalysis.reason already; said twice more in Progressing and
+ * Promoted, it was most of what `kubectl describe` printed.
  */
 function rollbackSummary(decision: Decision, previous: ModelCanaryStatus): string {
   if (decision.reason.length <= SHORT_REASON) return decision.reason;
@@ -141,9 +141,10 @@ const RUNNING_CONDITIONS: ReadonlySet<string> = new Set(['Preflight', 'MetricsAv
 /**
  * The status of a rollout that has just ended (promoted or rolled back), without what only a
  * running rollout needs: the sequential test's evidence, the watch mark, carried counts, the
- * step's check counters, gate and window waits, and the conditions about its progress that are True. What stays is the outcome and the
- * last check's numbers, which is what `kubectl describe` should show. A restart needs none of
- * it: an ended rollout waits for a new canary version or a retry, and both start from nothing.
+ * step's check counters, gate and window waits, and the True conditions about its progress.
+ * What stays is the outcome and the last check's numbers, which is what `kubectl describe`
+ * should show. A restart needs none of it: an ended rollout waits for a new canary version or
+ * a retry, and both start from nothing.
  */
 export function endedStatus(status: ModelCanaryStatus): ModelCanaryStatus {
   const { evidence: _e, watchMark: _w, carriedCounts: _c, carriedChecks: _cc, passedChecks: _p, failedChecks: _f, inconclusiveChecks: _i, gate: _g, window: _win, ...kept } = status;
