@@ -8,7 +8,7 @@ import { decide, startState, type Decision } from '../src/analysis/engine.ts';
 import { checkModelCanary } from '../src/api/validate.ts';
 import type { Analysis } from '../src/api/modelcanary.ts';
 import type { Counts, Observation } from '../src/api/observation.ts';
-import { istioManifest } from './helpers/manifests.ts';
+import { istioManifest, parsedAnalysis } from './helpers/manifests.ts';
 
 // The statistics behind the verdicts (src/analysis/confidence.ts) and the rules built on them:
 // bounds that hold at their stated confidence, and checks that fail a canary only when the
@@ -116,16 +116,14 @@ test('bounds read as people say them', () => {
 // ── The rules of a check, on counts ─────────────────────────────────────────────────────
 
 function analysisWith(edit: (analysis: Record<string, any>) => void = () => undefined): Analysis {
-  const manifest = istioManifest();
-  manifest.spec.analysis.metrics = [
+  const metrics = [
     { name: 'error-rate', type: 'errorRate', max: 0.02 },
     { name: 'p99', type: 'latency', quantile: 0.99, maxMs: 500 },
   ];
-  manifest.spec.analysis.sequentialTest = { enabled: false };
-  edit(manifest.spec.analysis);
-  const result = checkModelCanary(manifest);
-  assert.ok(result.ok, JSON.stringify(result.ok ? '' : result.problems));
-  return result.value.spec.analysis;
+  return parsedAnalysis(metrics, (a) => {
+    a.sequentialTest = { enabled: false };
+    edit(a);
+  });
 }
 
 /** Counts with `slowShare` of requests in (250, 500] ms and `slowerShare` in (500, 1000], the rest in (25, 50]. */

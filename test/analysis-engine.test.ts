@@ -1,24 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkModelCanary } from '../src/api/validate.ts';
 import type { Analysis } from '../src/api/modelcanary.ts';
 import { decide, startState, watch, type AnalysisState, type Decision } from '../src/analysis/engine.ts';
 import { fromBucketCounts, ISTIO_BUCKETS_MS } from '../src/analysis/histogram.ts';
 import type { Counts, Observation, Sample } from '../src/api/observation.ts';
 import { testOf } from '../src/api/status.ts';
-import { istioManifest } from './helpers/manifests.ts';
+import { parsedAnalysis } from './helpers/manifests.ts';
 
 /** The analysis of the base manifest, with edits, parsed as the controller would. */
-function analysisWith(edit: (analysis: Record<string, any>) => void = () => undefined): Analysis {
-  const manifest = istioManifest();
-  manifest.spec.analysis.metrics = [
+function analysisWith(edit?: (analysis: Record<string, any>) => void): Analysis {
+  return parsedAnalysis([
     { name: 'error-rate', type: 'errorRate', max: 0.02 },
     { name: 'p99', type: 'latency', quantile: 0.99, maxMs: 500, maxRatioToStable: 1.5 },
-  ];
-  edit(manifest.spec.analysis);
-  const result = checkModelCanary(manifest);
-  assert.ok(result.ok, JSON.stringify(result.ok ? '' : result.problems));
-  return result.value.spec.analysis;
+  ], edit);
 }
 
 /** Counts with all latency in one bucket (bound in ms). */

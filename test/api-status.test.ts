@@ -14,7 +14,7 @@ import { fromBucketCounts, ISTIO_BUCKETS_MS } from '../src/analysis/histogram.ts
 import { seeded } from '../src/analysis/random.ts';
 import type { Counts, Observation } from '../src/api/observation.ts';
 import { analysisStateOf, markOf, sinceMark, startingStatus, statusAfter } from '../src/controller/rollout-status.ts';
-import { istioManifest } from './helpers/manifests.ts';
+import { istioManifest, parsedAnalysis } from './helpers/manifests.ts';
 
 /**
  * The status of a rollback as modelcanary 0.1 wrote it on a real API server (the demo's
@@ -77,16 +77,11 @@ const LEGACY = {
   },
 };
 
-function analysisWith(edit: (analysis: Record<string, any>) => void = () => undefined): Analysis {
-  const manifest = istioManifest();
-  manifest.spec.analysis.metrics = [
+function analysisWith(edit?: (analysis: Record<string, any>) => void): Analysis {
+  return parsedAnalysis([
     { name: 'error-rate', type: 'errorRate', max: 0.02 },
     { name: 'p95', type: 'latency', quantile: 0.95, maxMs: 250, maxRatioToStable: 1.5 },
-  ];
-  edit(manifest.spec.analysis);
-  const result = checkModelCanary(manifest);
-  assert.ok(result.ok, JSON.stringify(result.ok ? '' : result.problems));
-  return result.value.spec.analysis;
+  ], edit);
 }
 
 /** Counts with `share` of the requests in the 250 ms bucket, the rest in the 50 ms one. */

@@ -453,10 +453,10 @@ export function renderStatus(view: StatusView, options: RenderOptions): string {
   lines.push([{ text: 'Name:'.padEnd(LABEL_WIDTH) }, { text: clean(r.name), paint: 'bold' }]);
   if (r.namespace !== undefined) lines.push([{ text: 'Namespace:'.padEnd(LABEL_WIDTH) }, { text: clean(r.namespace) }]);
   lines.push([{ text: 'Phase:'.padEnd(LABEL_WIDTH) }, { text: status.phase ?? 'none yet', paint: phasePaint(status.phase) }]);
-  // The message of a check is its reason, shown once under Last check; a hold's message is its
-  // condition's, shown once under Message, and referred to after.
-  const held = status.message?.replace(/^(waiting to start|held at \d+ %): /, '');
-  const said = new Set([status.message, held, status.lastAnalysis?.reason].filter((t): t is string => t !== undefined && t !== ''));
+  // The message of a check is its reason, shown once under Last check; a hold's message ends
+  // with its False condition's, shown once under Message, and referred to after.
+  const held = (status.conditions ?? []).filter((c) => c.status === 'False' && c.message !== '' && status.message?.endsWith(c.message) === true).map((c) => c.message);
+  const said = new Set([status.message, ...held, status.lastAnalysis?.reason].filter((t): t is string => t !== undefined && t !== ''));
   if (status.message !== undefined && status.message !== '' && status.message !== status.lastAnalysis?.reason) lines.push(...field('Message:', clean(status.message), max));
   if (r.statusProblem !== undefined) lines.push(...field('Status:', `unreadable: ${clean(r.statusProblem)}`, max, 'red'));
   if (view.spec === undefined) lines.push(...field('Spec:', `invalid: ${clean(view.specProblems ?? 'see the Valid condition')}; nothing moves until it is fixed`, max, 'red'));
@@ -476,7 +476,7 @@ export function renderStatus(view: StatusView, options: RenderOptions): string {
   }
   lines.push(...lastCheck(status, view.spec, times, max));
   const waiting = waitingLine(view.spec, status, times, options.now, { name: r.name, namespace: r.namespace });
-  if (waiting !== undefined) lines.push(...field('Waiting for:', held !== undefined && waiting === clean(held) ? 'the problem above to be fixed' : waiting, max, 'bold'));
+  if (waiting !== undefined) lines.push(...field('Waiting for:', held.some((h) => clean(h) === waiting) ? 'the problem above to be fixed' : waiting, max, 'bold'));
 
   const unmet = (status.conditions ?? []).filter((c) => c.status === 'False');
   const told = unmet.map((c) => (said.has(c.message) ? { ...c, message: '(as above)' } : c));

@@ -299,22 +299,25 @@ async function finalize(ctx: PassContext, canary: ModelCanary | undefined, route
   }
   if (!(await fenced(ctx, () => ctx.deps.canaries.setFinalizers(ctx.object, ctx.finalizers.filter((f) => f !== FINALIZER), ctx.signal)))) return AGAIN;
   ctx.deps.observer?.forgotten?.(ctx.namespace, ctx.name);
-  const what = claimed === undefined ? 'its route' : `${claimed.kind} ${claimed.name}`;
-  const weight = ctx.status.canaryWeight ?? 0;
-  const onDelete = canary?.spec.trafficRouting.onDelete ?? 'restore';
-  const [reason, message] =
-    releaser === undefined
-      ? ['Released', 'deleted before it managed a route: nothing to restore']
-      : mode === 'keep' && (ctx.status.phase === undefined || ctx.status.phase === 'Pending' || ctx.status.phase === 'Waiting')
-        ? ['RouteKept', `deleted before its rollout started: ${what} keeps its weights; the claim on it, if any, is released`]
-      : mode === 'keep'
-        ? ['RouteKept', `deleted after the rollout (${ctx.status.phase ?? 'not started'}): ${what} keeps its weights (canary ${ctx.status.canaryVersion ?? '?'} at ${weight} %); the claim on it is released`]
-        : onDelete === 'stable' && canary !== undefined
-          ? ['RouteRestored', `deleted mid-rollout at ${weight} %: all of ${what}'s traffic is back on stable ${canary.spec.stable.version} (onDelete: stable)`]
-          : ['RouteRestored', `deleted mid-rollout at ${weight} %: ${what} is restored as it was before the rollout`];
+  const [reason, message] = releaser === undefined ? ['Released', 'deleted before it managed a route: nothing to restore'] : releasedWords(ctx.status, canary, claimed, mode);
   await tell(ctx, 'Normal', reason, message);
   ctx.deps.log.info({ canary: ctx.key, mode }, message);
   return {};
+}
+
+/** The event of a delete that gave the route back: what became of the route, in words. */
+function releasedWords(status: ModelCanaryStatus, canary: ModelCanary | undefined, claimed: { kind: string; name: string } | undefined, mode: ReleaseMode): [string, string] {
+  const what = claimed === undefined ? 'its route' : `${claimed.kind} ${claimed.name}`;
+  const weight = status.canaryWeight ?? 0;
+  const phase = status.phase;
+  if (mode === 'keep' && (phase === undefined || phase === 'Pending' || phase === 'Waiting')) {
+    return ['RouteKept', `deleted before its rollout started: ${what} keeps its weights; the claim on it, if any, is released`];
+  }
+  if (mode === 'keep') return ['RouteKept', `deleted after the rollout (${phase}): ${what} keeps its weights (canary ${status.canaryVersion ?? '?'} at ${weight} %); the claim on it is released`];
+  if (canary?.spec.trafficRouting.onDelete === 'stable') {
+    return ['RouteRestored', `deleted mid-rollout at ${weight} %: all of ${what}'s traffic is back on stable ${canary.spec.stable.version} (onDelete: stable)`];
+  }
+  return ['RouteRestored', `deleted mid-rollout at ${weight} %: ${what} is restored as it was before the rollout`];
 }
 
 async function holdInvalid(ctx: PassContext, problems: string, phase: Phase): Promise<ReconcileResult> {

@@ -1,5 +1,8 @@
+import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
+import type { Analysis } from '../../src/api/modelcanary.ts';
+import { checkModelCanary } from '../../src/api/validate.ts';
 
 export const ROOT = new URL('../../', import.meta.url);
 
@@ -23,6 +26,16 @@ export function istioManifest(): Record<string, any> {
       },
     },
   };
+}
+
+/** The analysis of istioManifest() with these metrics, then `edit`, parsed as the controller parses it (defaults filled in). */
+export function parsedAnalysis(metrics: Record<string, unknown>[], edit: (analysis: Record<string, any>) => void = () => undefined): Analysis {
+  const manifest = istioManifest();
+  manifest.spec.analysis.metrics = metrics;
+  edit(manifest.spec.analysis);
+  const result = checkModelCanary(manifest);
+  assert.ok(result.ok, JSON.stringify(result.ok ? '' : result.problems));
+  return result.value.spec.analysis;
 }
 
 /** The ModelCanary documents of examples/*.yaml, with the file each came from. */

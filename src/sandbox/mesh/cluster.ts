@@ -194,14 +194,7 @@ export class Clusters {
     const name = clusterName(port ?? servicePort ?? DEFAULT_SERVICE_PORT, subset, service);
     const policy = clusterPolicy(view.trafficPolicy, view.subsetTrafficPolicy);
     const endpoints = this.endpoints.filter((e) => e.service === service && Object.entries(view.labels).every(([k, v]) => e.labels[k] === v));
-    const known = this.byName.get(name);
-    if (known !== undefined) {
-      known.update(policy, endpoints, now);
-      return known;
-    }
-    const cluster = new UpstreamCluster(name, policy, endpoints, now);
-    this.byName.set(name, cluster);
-    return cluster;
+    return this.kept(name, policy, endpoints, now);
   }
 
   /**
@@ -211,14 +204,18 @@ export class Clusters {
   resolvePool(namespace: string, name: string, matchLabels: Readonly<Record<string, string>>, port: number | undefined, now: number): UpstreamCluster {
     const endpoints = this.endpoints.filter((e) => e.servedBy.namespace === namespace && Object.entries(matchLabels).every(([k, v]) => e.labels[k] === v));
     const clusterKey = `inferencepool|${port ?? ''}|${namespace}|${name}`;
-    const policy = clusterPolicy(undefined, undefined);
-    const known = this.byName.get(clusterKey);
+    return this.kept(clusterKey, clusterPolicy(undefined, undefined), endpoints, now);
+  }
+
+  /** The cluster of this name with this policy and these endpoints: the one kept, brought up to date as a CDS/EDS update would, or a new one. */
+  private kept(name: string, policy: ClusterPolicy, endpoints: readonly Endpoint[], now: number): UpstreamCluster {
+    const known = this.byName.get(name);
     if (known !== undefined) {
       known.update(policy, endpoints, now);
       return known;
     }
-    const cluster = new UpstreamCluster(clusterKey, policy, endpoints, now);
-    this.byName.set(clusterKey, cluster);
+    const cluster = new UpstreamCluster(name, policy, endpoints, now);
+    this.byName.set(name, cluster);
     return cluster;
   }
 
